@@ -1,0 +1,171 @@
+"""Command line: thin click commands over the library; they parse, call, and print."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+import time
+
+import click
+
+from . import __version__
+from ._errors import DecoupageError
+from .settings import Params
+
+
+def _errors_to_click(fn):
+    """Turn library errors into one-line click errors (with a hint when there is one)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except DecoupageError as exc:
+            msg = str(exc) + (f"\nHint: {exc.hint}" if exc.hint else "")
+            raise click.ClickException(msg) from None
+
+    return wrapper
+
+
+def _parse_cols(values) -> dict:
+    out = {}
+    for v in values:
+        if "=" not in v:
+            raise click.BadParameter(f"{v!r}: expected ROLE=COLUMN, e.g. bv=bureau", param_hint="--col")
+        role, col = v.split("=", 1)
+        out[role.strip()] = col.strip()
+    return out
+
+
+def quiet_option(fn):
+    return click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary on stderr.")(fn)
+
+
+def tessellation_options(fn):
+    """Options of the point filters and fragment cleaning, shared by build and demo."""
+    d = Params()
+    opts = [
+        click.option("--geo-types", default=",".join(d.geo_types), show_default=True,
+                     help="geo_type values kept as seeds (comma-separated)."),
+        click.option("--min-score", type=float, default=d.min_score, show_default=True,
+                     help="Drop points with a geocoding score below this."),
+        click.option("--outside-tolerance", type=float, default=d.outside_tolerance, show_default=True,
+                     help="Metres a point may lie outside its commune."),
+        click.option("--fragment-max-addresses", type=int, default=d.fragment_max_addresses, show_default=True,
+                     help="A detached piece of a BV with at most this many addresses goes to a neighbour."),
+        click.option("--jobs", "-j", type=int, default=d.jobs, show_default=True, help="Worker processes."),
+    ]
+    for opt in reversed(opts):
+        fn = opt(fn)
+    return fn
+
+
+def _params(geo_types, min_score, outside_tolerance, fragment_max_addresses, jobs) -> Params:
+    return Params(geo_types=tuple(t.strip() for t in geo_types.split(",") if t.strip()), min_score=min_score,
+                  outside_tolerance=outside_tolerance, fragment_max_addresses=fragment_max_addresses, jobs=jobs)
+
+
+@click.group()
+@click.version_option(__version__, prog_name="decoupage-bv")
+def main():
+    """Polygons of French polling stations (bureaux de vote) from the electoral roll."""
+
+
+@main.command()
+@click.option("--dept", required=True, help="Département: 01…95, 2A, 2B, 971…976.")
+@click.option("--addresses", required=True, type=click.Path(dir_okay=False),
+              help="REU table-adresses-reu (CSV, CSV.GZ, Parquet), national or cut to the département.")
+@click.option("--communes", required=True, type=click.Path(dir_okay=False),
+              help="Commune outlines (GeoJSON, GeoPackage, Shapefile).")
+@click.option("--circonscriptions", type=click.Path(dir_okay=False),
+              help="Constituency polygons (codeCirconscription) or a commune → constituency CSV.")
+@click.option("--bv-table", type=click.Path(dir_okay=False), help="INSEE table-bv-reu, for Ministry BV codes.")
+@click.option("--output", "-o", "outputs", multiple=True, type=click.Path(dir_okay=False),
+              help="Output file (.gpkg, .geojson, .shp); repeatable. Default data/out/bv_<dept>.gpkg.")
+@click.option("--col", "cols", multiple=True, metavar="ROLE=COLUMN",
+              help="Roll column for a role: bv, commune, commune_name, lon, lat, geo_type, geo_score, count, citycode.")
+@click.option("--commune-code-column", help="INSEE code column of the outlines (detected by default).")
+@click.option("--commune-name-column", help="Name column of the outlines (detected by default).")
+@tessellation_options
+@quiet_option
+@_errors_to_click
+def build(dept, addresses, communes, circonscriptions, bv_table, outputs, cols, commune_code_column,
+          commune_name_column, geo_types, min_score, outside_tolerance, fragment_max_addresses, jobs, quiet):
+    """Build BV polygons for a département from local files."""
+    from .codes import normalise_dept
+    from .pipeline import build as run_build
+
+    dept = normalise_dept(dept)
+    outputs = outputs or (os.path.join("data", "out", f"bv_{dept}.gpkg"),)
+    t0 = time.perf_counter()
+    result = run_build(addresses, communes, dept=dept, circonscriptions=circonscriptions, columns=_parse_cols(cols),
+                       commune_code_column=commune_code_column, commune_name_column=commune_name_column,
+                       bv_table=bv_table, params=_params(geo_types, min_score, outside_tolerance,
+                                                         fragment_max_addresses, jobs),
+                       progress=not quiet)
+    files = result.write(*outputs)
+    if not quiet:
+        _summary(result.report, files, time.perf_counter() - t0)
+
+
+def _summary(report, files, seconds):
+    c = report["counts"]
+    click.echo(f"{c['bv_drawn']} BV drawn of {c['bv_in_roll']} in the roll, {c['communes']} communes, "
+               f"{c['seeds']} seeds from {c['address_rows']} rows in {seconds:.1f} s", err=True)
+    if report["rows_dropped"]:
+        click.echo("rows dropped: " + ", ".join(f"{k} {v}" for k, v in report["rows_dropped"].items()), err=True)
+    if report["bv_not_drawn"]:
+        click.echo(f"{len(report['bv_not_drawn'])} BV not drawn: see the report", err=True)
+    for f in files:
+        click.echo(f"wrote {f}", err=True)
+
+
+@main.command()
+@click.argument("predicted", type=click.Path(exists=True, dir_okay=False))
+@click.argument("official", type=click.Path(exists=True, dir_okay=False))
+@click.option("--test-addresses", type=click.Path(exists=True, dir_okay=False),
+              help="Held-out addresses labelled with their BV (roll format).")
+@click.option("--col", "cols", multiple=True, metavar="ROLE=COLUMN", help="Column mapping of --test-addresses.")
+@click.option("--official-commune", help="INSEE code when OFFICIAL has only a bare BV number (uniq_bdv).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@_errors_to_click
+def evaluate(predicted, official, test_addresses, cols, official_commune, as_json):
+    """Score PREDICTED polygons against OFFICIAL ones."""
+    from .evaluate import evaluate as run_eval
+
+    scores = run_eval(predicted, official, test_addresses=test_addresses, columns=_parse_cols(cols),
+                      official_commune=official_commune)
+    _print_scores(scores, as_json)
+
+
+def _print_scores(scores, as_json):
+    if as_json:
+        click.echo(json.dumps(scores, indent=2))
+        return
+    for k, v in scores.items():
+        click.echo(f"{k:32s} {v:.4f}" if isinstance(v, float) else f"{k:32s} {v}")
+
+
+@main.command()
+@click.option("--out-dir", default=os.path.join("data", "out", "demo"), show_default=True,
+              type=click.Path(file_okay=False), help="Where to write the synthetic inputs and the outputs.")
+@click.option("--json", "as_json", is_flag=True, help="Print the evaluation as JSON.")
+@tessellation_options
+@quiet_option
+@_errors_to_click
+def demo(out_dir, as_json, geo_types, min_score, outside_tolerance, fragment_max_addresses, jobs, quiet):
+    """Run the whole chain offline on a synthetic territory and print its evaluation."""
+    from .demo import run_demo
+
+    t0 = time.perf_counter()
+    result, scores, files = run_demo(out_dir, _params(geo_types, min_score, outside_tolerance,
+                                                      fragment_max_addresses, jobs), progress=not quiet)
+    if not quiet:
+        _summary(result.report, files, time.perf_counter() - t0)
+    _print_scores(scores, as_json)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,92 @@
+"""A small synthetic territory, generated in code, to run the whole chain offline.
+
+Three square communes side by side with a street grid; each commune is cut into known polling stations
+along streets; addresses sit along the streets, labelled with the station they lie in, in the REU
+address-table format. A few rows are deliberately bad (no coordinates, commune-centroid geocoding).
+"""
+
+from __future__ import annotations
+
+import os
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from pyproj import Transformer
+
+from .evaluate import evaluate
+from .pipeline import BuildResult, build
+from .settings import Params
+
+#: (INSEE code, name, BV grid: columns × rows) of the synthetic communes.
+COMMUNES = (("99001", "Villeneuve-Démo", (3, 2)), ("99002", "Saint-Exemple", (2, 1)), ("99003", "Hameau", (1, 1)))
+_SIDE = 2000.0  # metres
+_STREET = 100.0
+_ORIGIN = (640000.0, 6850000.0)  # Lambert-93, near Paris
+
+
+def synthetic_territory(seed: int = 0):
+    """Return (roll DataFrame in REU columns, communes GeoDataFrame, official BV GeoDataFrame), WGS84."""
+    rng = np.random.default_rng(seed)
+    com_rows, bv_rows, roll = [], [], []
+    for k, (code, nom, (nx, ny)) in enumerate(COMMUNES):
+        x0, y0 = _ORIGIN[0] + k * _SIDE, _ORIGIN[1]
+        com_rows.append((code, nom, shapely.box(x0, y0, x0 + _SIDE, y0 + _SIDE)))
+        for i in range(nx):
+            for j in range(ny):
+                n = 1 + i * ny + j
+                bv_rows.append((code, f"{n:04d}", f"{code}_{n:04d}",
+                                shapely.box(x0 + i * _SIDE / nx, y0 + j * _SIDE / ny,
+                                            x0 + (i + 1) * _SIDE / nx, y0 + (j + 1) * _SIDE / ny)))
+        # addresses along the streets, both sides, 8 m off the axis
+        streets = np.arange(_STREET / 2, _SIDE, _STREET)
+        along = np.arange(10.0, _SIDE, 25.0)
+        for s in streets:
+            for side in (-8.0, 8.0):
+                for horizontal in (True, False):
+                    keep = rng.random(len(along)) < 0.7
+                    a = along[keep]
+                    xs = x0 + (a if horizontal else np.full(len(a), s + side))
+                    ys = y0 + (np.full(len(a), s + side) if horizontal else a)
+                    i = np.minimum((xs - x0) // (_SIDE / nx), nx - 1).astype(int)
+                    j = np.minimum((ys - y0) // (_SIDE / ny), ny - 1).astype(int)
+                    for xx, yy, n in zip(xs, ys, 1 + i * ny + j):
+                        roll.append((f"{code}_{n}", code, xx, yy, "housenumber", round(0.9 + 0.09 * rng.random(), 2),
+                                     int(rng.integers(1, 4))))
+    df = pd.DataFrame(roll, columns=["id_brut_bv_reu", "code_commune_ref", "x", "y", "geo_type", "geo_score",
+                                     "nb_adresses"])
+    lon, lat = Transformer.from_crs("EPSG:2154", "EPSG:4326", always_xy=True).transform(df["x"].values, df["y"].values)
+    df = df.drop(columns=["x", "y"])
+    df.insert(2, "longitude", np.round(lon, 7))
+    df.insert(3, "latitude", np.round(lat, 7))
+    bad = rng.choice(len(df), size=12, replace=False)
+    df["longitude"] = df["longitude"].astype(object)
+    df["latitude"] = df["latitude"].astype(object)
+    df.loc[bad[:6], ["longitude", "latitude"]] = ""
+    df.loc[bad[6:], "geo_type"] = "municipality"
+    communes = gpd.GeoDataFrame(com_rows, columns=["code", "nom", "geometry"], crs="EPSG:2154").to_crs(4326)
+    official = gpd.GeoDataFrame(bv_rows, columns=["code_insee", "code_bv", "id_bv", "geometry"],
+                                crs="EPSG:2154").to_crs(4326)
+    return df, communes, official
+
+
+def run_demo(out_dir: str = "data/out/demo", params: Params = Params(), progress: bool = False) -> tuple:
+    """Write the synthetic inputs, build, write the outputs and evaluate; returns (BuildResult, scores, files)."""
+    os.makedirs(out_dir, exist_ok=True)
+    roll, communes, official = synthetic_territory()
+    rng = np.random.default_rng(1)
+    test = rng.random(len(roll)) < 0.2
+    roll_path = os.path.join(out_dir, "demo_adresses_reu.csv")
+    roll[~test].to_csv(roll_path, index=False)
+    test_path = os.path.join(out_dir, "demo_adresses_test.csv")
+    roll[test].to_csv(test_path, index=False)
+    com_path = os.path.join(out_dir, "demo_communes.geojson")
+    communes.to_file(com_path, driver="GeoJSON")
+    off_path = os.path.join(out_dir, "demo_official.geojson")
+    official.to_file(off_path, driver="GeoJSON")
+    result: BuildResult = build(roll_path, com_path, params=params, progress=progress)
+    outputs = [os.path.join(out_dir, f"bv_demo.{ext}") for ext in ("gpkg", "geojson", "shp")]
+    files = result.write(*outputs)
+    scores = evaluate(result.polygons, official, test_addresses=test_path)
+    return result, scores, files

@@ -1,0 +1,198 @@
+"""The build: sources → points → tessellation → attributes, as one callable for notebooks and the CLI."""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from dataclasses import dataclass, replace
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from . import __version__, codes, sources
+from ._errors import InputError
+from .attributes import SHAPEFILE_FIELDS, assemble
+from .outputs import report_path, write_json, write_polygons
+from .points import prepare_points
+from .settings import Params
+from .tessellation import tessellate
+
+
+@dataclass
+class BuildResult:
+    """Polygons (metric CRS) and the build report (a JSON-ready dict)."""
+
+    polygons: gpd.GeoDataFrame
+    report: dict
+
+    @property
+    def not_drawn(self) -> list:
+        return self.report["bv_not_drawn"]
+
+    def write(self, *paths: str) -> list[str]:
+        """Write the polygons to each path and the report beside each; returns the files written."""
+        written = []
+        for p in paths:
+            write_polygons(self.polygons, p)
+            written.append(p)
+        for r in sorted({report_path(p) for p in paths}):
+            write_json(self.report, r)
+            written.append(r)
+        return written
+
+
+def _infer_dept(roll: pd.DataFrame, dept: str | None) -> str | None:
+    if dept:
+        return codes.normalise_dept(dept)
+    if "commune" not in roll:
+        return None
+    found = sorted({codes.dept_of_commune(c) for c in roll["commune"].map(codes.normalise_commune).dropna()})
+    overseas = [d for d in found if d.startswith("97")]
+    if overseas and len(found) > 1:
+        raise InputError(f"the roll spans départements {', '.join(found[:6])}…; choose one with --dept")
+    if len(found) != 1:
+        return None
+    try:
+        return codes.normalise_dept(found[0])
+    except InputError:  # not a département (the demo's made-up 99xxx communes)
+        return None
+
+
+def build(addresses, communes, dept: str | None = None, circonscriptions=None, columns: dict | None = None,
+          commune_code_column: str | None = None, commune_name_column: str | None = None,
+          bv_table: str | None = None, params: Params = Params(), progress: bool = False) -> BuildResult:
+    """Build polling-station polygons for one département (or whatever the inputs cover).
+
+    Parameters
+    ----------
+    addresses : str or pandas.DataFrame
+        Path of the address table (see :func:`sources.read_roll`) or a DataFrame already in canonical
+        columns (``bv``, ``commune`` or ``commune_name``, ``lon``, ``lat``, optional ``geo_type``,
+        ``geo_score``, ``count``, ``citycode``).
+    communes : str or geopandas.GeoDataFrame
+        Commune outlines (path, or a GeoDataFrame with ``code``, ``nom``).
+    dept : str, optional
+        Keeps only this département (``'31'``, ``'2A'``, ``'974'``) and picks the metric CRS.
+    circonscriptions : str or sources.Circonscriptions, optional
+        Constituency polygons or commune → constituency table.
+    bv_table : str, optional
+        INSEE ``table-bv-reu``: its ``id_brut_miom`` gives the Ministry's BV codes.
+    progress : bool
+        Show a progress bar on stderr.
+    """
+    dept = codes.normalise_dept(dept) if dept else None
+    if isinstance(addresses, (str, os.PathLike)):
+        read = sources.read_roll(str(addresses), dept=dept, columns=columns)
+        roll, roll_info = read.rows, {"file": os.path.basename(str(addresses)), "rows_read": read.rows_read,
+                                      "rows_other_departements": read.rows_other_dept, "columns": read.columns}
+    else:
+        roll = addresses.copy()
+        if "row" not in roll:
+            roll["row"] = np.arange(2, len(roll) + 2)
+        other = 0
+        if dept and "commune" in roll:
+            mask = sources.in_dept(roll["commune"], dept)
+            other, roll = int((~mask).sum()), roll[mask]
+        roll_info = {"file": None, "rows_read": len(roll) + other, "rows_other_departements": other}
+    dept = _infer_dept(roll, dept)
+    if isinstance(communes, (str, os.PathLike)):
+        com = sources.read_communes(str(communes), dept=dept, code_column=commune_code_column,
+                                    name_column=commune_name_column)
+        com_file = os.path.basename(str(communes))
+    else:
+        com, com_file = sources.prepare_communes(communes, "communes", dept, commune_code_column,
+                                                 commune_name_column), None
+    if len(com) == 0:
+        raise InputError(f"{com_file or 'communes'}: no commune of département {dept}")
+    if len(roll) == 0:
+        raise InputError(f"{roll_info['file'] or 'addresses'}: no address row"
+                         + (f" for département {dept}" if dept else ""))
+    if dept is None:
+        depts = sorted(set(com["code"].map(codes.dept_of_commune)))
+        if len(depts) == 1 and depts[0].startswith("97"):
+            dept = depts[0]
+    crs = codes.metric_crs(dept) if dept else codes.LAMBERT93
+    circ = circonscriptions
+    if isinstance(circ, (str, os.PathLike)):
+        circ = sources.read_circonscriptions(str(circ), dept=dept)
+    bv_codes = None
+    if bv_table:
+        t = sources.read_bv_table(bv_table, dept=dept)
+        if "miom" in t:
+            t = t[t["miom"].notna()]
+            bv_codes = dict(zip(t["bv"], t["miom"]))
+
+    pts = prepare_points(roll, com, crs, params, bv_codes=bv_codes)
+    unit_geom = dict(zip(pts.units["unit"], pts.units.geometry.values))
+    bar = _bar(len(pts.seeds["unit"].unique()), progress)
+    try:
+        pieces = tessellate(unit_geom, pts.seeds, params, progress=bar.update if bar else None)
+    finally:
+        if bar:
+            bar.close()
+    gdf, not_drawn = assemble(pts, pieces, com, circ)
+    report = _report(dept, crs, params, roll_info, com_file, pts, gdf, not_drawn, len(roll))
+    return BuildResult(polygons=gdf, report=report)
+
+
+def _bar(total, enabled):
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc="communes", unit="commune", leave=False)
+
+
+def tiling_errors(polygons: gpd.GeoDataFrame, units: gpd.GeoDataFrame) -> pd.DataFrame:
+    """Per unit (commune): relative area of the gaps and overlaps between its BV polygons and its outline."""
+    unit_codes = set(units["unit"])
+    unit_of = polygons["code_insee"].map(lambda c: c if c in unit_codes else codes.arrondissement_parent(c))
+    rows = []
+    for unit, geom in zip(units["unit"], units.geometry.values):
+        parts = polygons.geometry.values[(unit_of == unit).to_numpy()]
+        if len(parts) == 0:
+            continue
+        union = shapely.union_all(parts)
+        a = geom.area
+        rows.append({"unit": unit, "gap": shapely.difference(geom, union).area / a,
+                     "overlap": (shapely.area(parts).sum() - union.area) / a})
+    return pd.DataFrame(rows, columns=["unit", "gap", "overlap"])
+
+
+def _report(dept, crs, params, roll_info, com_file, pts, gdf, not_drawn, n_rows) -> dict:
+    drawn = gdf[gdf["code_bv"].notna()]
+    quality = Counter()
+    for q in gdf["quality"]:
+        for f in q.split(","):
+            quality[f] += 1
+    return {
+        "decoupage_bv": __version__,
+        "departement": dept,
+        "crs": crs,
+        "method": params.method,
+        "parameters": params.as_dict(),
+        "inputs": {"addresses": roll_info, "communes": com_file},
+        "counts": {
+            "address_rows": n_rows,
+            "rows_used_as_seeds": n_rows - sum(pts.drops.values()),
+            "seeds": int(len(pts.seeds)),
+            "communes": int(len(pts.units)),
+            "bv_in_roll": int(len(pts.bvs)) + sum(len(u["bvs"]) for u in pts.unknown_communes),
+            "bv_drawn": int(len(drawn)),
+            "bv_not_drawn": len(not_drawn),
+            "features": int(len(gdf)),
+        },
+        "rows_dropped": dict(sorted(pts.drops.items())),
+        "notes": dict(sorted(pts.notes.items())),
+        "quality_flags": dict(sorted(quality.items())),
+        "bv_not_drawn": not_drawn,
+        "unknown_communes": pts.unknown_communes,
+        "shapefile_fields": SHAPEFILE_FIELDS,
+    }
+
+
+def with_params(params: Params, **changes) -> Params:
+    """A copy of *params* with *changes* (None values ignored), for option parsing."""
+    return replace(params, **{k: v for k, v in changes.items() if v is not None})

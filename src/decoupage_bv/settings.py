@@ -1,0 +1,39 @@
+"""Default parameters of the chain, in one place."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass(frozen=True)
+class Params:
+    """What the chain keeps, drops and merges. Distances are in metres (metric CRS)."""
+
+    #: REU/BAN ``geo_type`` values kept as seeds; ``municipality`` (commune centroid) says nothing of the BV.
+    geo_types: tuple = ("housenumber", "interpolation", "street", "locality")
+    #: Points with a BAN score below this are dropped.
+    min_score: float = 0.5
+    #: Points farther than this outside their commune are dropped (closer ones are kept as seeds).
+    outside_tolerance: float = 100.0
+    #: A point is an outlier of its BV when its nearest same-BV point is farther than this …
+    outlier_min_distance: float = 1000.0
+    #: … and more than this many times farther than its nearest point of another BV.
+    outlier_factor: float = 5.0
+    #: Points closer than this are one location (one seed).
+    colocation_grid: float = 0.1
+    #: A detached piece of a BV holding at most this many addresses goes to a neighbour …
+    fragment_max_addresses: int = 2
+    #: … or at most this share of the BV's addresses.
+    fragment_max_share: float = 0.05
+    #: Pieces smaller than this (m²) are slivers, always merged.
+    sliver_area: float = 1.0
+    #: Tessellation method: ``voronoi`` (plain, per commune).
+    method: str = "voronoi"
+    #: Worker processes for the per-commune stage (1 = in process).
+    jobs: int = field(default=2, compare=False)
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d.pop("jobs")
+        d["geo_types"] = list(self.geo_types)
+        return d

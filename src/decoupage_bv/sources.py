@@ -1,0 +1,348 @@
+"""Read the inputs: electoral-roll address tables, commune outlines, constituencies.
+
+Every reader returns plain (Geo)DataFrames with canonical column names, and turns unusable input into an
+:class:`InputError` naming the file and the column or row at fault.
+"""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import lzma
+import os
+from dataclasses import dataclass, field
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from . import codes
+from ._errors import InputError
+
+# Canonical roll columns and the header names recognised for each, in order of preference.
+ROLL_COLUMNS = {
+    "bv": ("id_brut_bv_reu", "id_brut_reu", "id_bv", "bureau", "code_bv"),
+    "commune": ("code_commune_ref", "code_commune", "code_insee", "codgeo", "insee"),
+    "commune_name": ("nom_commune", "libelle_commune", "commune", "ville"),
+    "lon": ("longitude", "lon", "lng", "x"),
+    "lat": ("latitude", "lat", "y"),
+    "geo_type": ("geo_type", "result_type"),
+    "geo_score": ("geo_score", "result_score"),
+    "count": ("nb_adresses", "n_adresses"),
+    "citycode": ("result_citycode",),
+}
+_REQUIRED = ("bv", "lon", "lat")
+
+COMMUNE_CODE_COLUMNS = ("code", "insee_com", "insee", "ref:insee", "code_insee", "codgeo", "com", "inseecode")
+COMMUNE_NAME_COLUMNS = ("nom", "name", "nom_com", "libelle", "nom_commune", "lib_com")
+
+_CHUNK_ROWS = 250_000
+
+
+@dataclass
+class RollRead:
+    """A roll read from disk: canonical rows plus what was seen while reading."""
+
+    rows: pd.DataFrame
+    path: str
+    rows_read: int = 0
+    rows_other_dept: int = 0
+    columns: dict = field(default_factory=dict)
+
+
+def _open_text_sample(path: str, nbytes: int = 1 << 20) -> bytes:
+    opener = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}.get(os.path.splitext(path)[1].lower(), open)
+    with opener(path, "rb") as fh:
+        return fh.read(nbytes)
+
+
+def sniff_csv(path: str) -> tuple[str, str]:
+    """Guess (encoding, separator) of a delimited text file, compressed or not."""
+    try:
+        sample = _open_text_sample(path)
+    except (OSError, EOFError, lzma.LZMAError) as exc:
+        raise InputError(f"{path}: cannot read ({exc})") from None
+    for enc in ("utf-8-sig", "cp1252", "latin-1"):
+        try:
+            text = sample.decode(enc)
+            break
+        except UnicodeDecodeError as exc:
+            if enc == "utf-8-sig" and exc.start > len(sample) - 4:  # a character cut by the sample's end
+                text = sample[: exc.start].decode(enc)
+                break
+    header = text.splitlines()[0] if text else ""
+    if not header.strip():
+        raise InputError(f"{path}: the file is empty or has no header line")
+    sep = max((";", ",", "\t", "|"), key=header.count)
+    return enc, sep
+
+
+def _match_columns(header, mapping, path, roles=ROLL_COLUMNS, required=_REQUIRED):
+    """Map canonical roles to the file's header names: explicit *mapping* first, then known names."""
+    mapping = dict(mapping or {})
+    unknown_roles = set(mapping) - set(roles)
+    if unknown_roles:
+        raise InputError(f"unknown column role(s) {sorted(unknown_roles)}: expected some of {sorted(roles)}")
+    lower = {h.strip().lower(): h for h in header}
+    found = {}
+    for role, names in roles.items():
+        if role in mapping:
+            name = mapping[role]
+            if name not in header and name.lower() not in lower:
+                raise InputError(f"{path}: column {name!r} (given for {role}) not found; columns are {list(header)}")
+            found[role] = name if name in header else lower[name.lower()]
+            continue
+        for n in names:
+            if n in lower:
+                found[role] = lower[n]
+                break
+    if roles is ROLL_COLUMNS and "commune" not in found and "commune_name" not in found:
+        raise InputError(
+            f"{path}: no commune column (looked for {', '.join(ROLL_COLUMNS['commune'])}); "
+            "name it with --col commune=NAME or --col commune_name=NAME"
+        )
+    if "commune" in found and "commune_name" in found and "commune_name" not in mapping:
+        del found["commune_name"]
+    for role in required:
+        if role not in found:
+            raise InputError(
+                f"{path}: no {role} column (looked for {', '.join(roles[role])}); name it with --col {role}=NAME"
+            )
+    return found
+
+
+def in_dept(codes_series: pd.Series, dept: str) -> np.ndarray:
+    s = codes_series.fillna("").astype(str).str.strip().str.upper()
+    s = s.where(~s.str.fullmatch(r"\d{4}"), "0" + s)
+    return s.str.startswith(dept).to_numpy()
+
+
+def read_roll(path: str, dept: str | None = None, columns: dict | None = None) -> RollRead:
+    """Read an address table (REU ``table-adresses-reu`` or a geocoded municipal list).
+
+    CSV (any of ``, ; tab |``, UTF-8 or Latin-1, optionally .gz/.bz2/.xz) or Parquet. With *dept*, rows of
+    other départements are skipped while reading, chunk by chunk, so the ~1 GB national file never sits in
+    memory whole (only when the commune column is a code; a name column cannot be filtered before matching).
+    *columns* maps canonical roles (``bv``, ``commune``, ``commune_name``, ``lon``, ``lat``, ``geo_type``,
+    ``geo_score``, ``count``, ``citycode``) to the file's own names.
+
+    Returns canonical string columns plus ``row`` (the 1-based line in the file, header = line 1).
+    """
+    if not os.path.exists(path):
+        raise InputError(f"{path}: no such file")
+    dept = codes.normalise_dept(dept) if dept else None
+    if path.lower().endswith((".parquet", ".pq")):
+        chunks, found = _parquet_chunks(path, columns)
+    else:
+        chunks, found = _csv_chunks(path, columns)
+    keep, read, other = [], 0, 0
+    for chunk in chunks:
+        chunk = chunk.rename(columns={v: k for k, v in found.items()})
+        chunk["row"] = np.arange(read + 2, read + 2 + len(chunk))
+        read += len(chunk)
+        if dept and "commune" in found:
+            mask = in_dept(chunk["commune"], dept)
+            other += int((~mask).sum())
+            chunk = chunk[mask]
+        keep.append(chunk)
+    cols = list(found) + ["row"]
+    rows = pd.concat(keep, ignore_index=True) if keep else pd.DataFrame(columns=cols)
+    return RollRead(rows=rows[cols], path=path, rows_read=read, rows_other_dept=other, columns=found)
+
+
+def _csv_chunks(path, columns, roles=ROLL_COLUMNS, required=_REQUIRED):
+    encoding, sep = sniff_csv(path)
+    try:
+        header = pd.read_csv(path, sep=sep, encoding=encoding, nrows=0, dtype=str).columns.tolist()
+    except (UnicodeDecodeError, pd.errors.ParserError, ValueError) as exc:
+        raise InputError(f"{path}: not a readable CSV ({str(exc).splitlines()[0]})") from None
+    found = _match_columns(header, columns, path, roles, required)
+
+    def gen():
+        reader = pd.read_csv(
+            path, sep=sep, encoding=encoding, usecols=list(found.values()), dtype=str,
+            keep_default_na=False, na_values=[""], chunksize=_CHUNK_ROWS, on_bad_lines="error",
+        )
+        try:
+            yield from reader
+        except UnicodeDecodeError:
+            raise InputError(f"{path}: mixed text encodings (not {encoding}); re-save the file as UTF-8") from None
+        except pd.errors.ParserError as exc:
+            raise InputError(f"{path}: malformed CSV: {str(exc).strip().splitlines()[-1]}") from None
+        except (EOFError, OSError, lzma.LZMAError) as exc:
+            raise InputError(f"{path}: truncated or corrupt file ({exc})") from None
+
+    return gen(), found
+
+
+def _parquet_chunks(path, columns):
+    import pyarrow.parquet as pq
+
+    try:
+        pf = pq.ParquetFile(path)
+    except Exception as exc:  # pyarrow raises several unrelated types for a bad file
+        raise InputError(f"{path}: not a readable Parquet file ({exc})") from None
+    found = _match_columns(pf.schema_arrow.names, columns, path)
+
+    def gen():
+        for batch in pf.iter_batches(batch_size=_CHUNK_ROWS, columns=list(found.values())):
+            yield batch.to_pandas().astype("string").astype(object).where(lambda d: d.notna(), None)
+
+    return gen(), found
+
+
+def _detect(columns, candidates, given, path, what, option):
+    if given:
+        if given not in columns:
+            raise InputError(f"{path}: column {given!r} not found for the {what}; columns are {list(columns)}")
+        return given
+    lower = {c.lower(): c for c in columns}
+    for cand in candidates:
+        if cand in lower:
+            return lower[cand]
+    raise InputError(f"{path}: no {what} column (looked for {', '.join(candidates)}); give it with {option}")
+
+
+def read_communes(path: str, dept: str | None = None, code_column: str | None = None,
+                  name_column: str | None = None) -> gpd.GeoDataFrame:
+    """Read commune outlines (GeoJSON, GeoPackage, Shapefile…) as ``code``, ``nom``, ``geometry``.
+
+    Codes are normalised to 5 characters; several rows of one code are merged; invalid geometries are
+    repaired; rows without geometry raise (a commune must have an outline). With *dept*, only its communes
+    (and its municipal arrondissements) are kept.
+    """
+    if not os.path.exists(path):
+        raise InputError(f"{path}: no such file")
+    try:
+        gdf = gpd.read_file(path)
+    except Exception as exc:  # pyogrio's errors are of several types
+        raise InputError(f"{path}: not a readable vector file ({str(exc).splitlines()[0]})") from None
+    return prepare_communes(gdf, path, dept, code_column, name_column)
+
+
+def prepare_communes(gdf: gpd.GeoDataFrame, path: str = "communes", dept: str | None = None,
+                     code_column: str | None = None, name_column: str | None = None) -> gpd.GeoDataFrame:
+    """Canonical commune outlines (``code``, ``nom``, ``geometry``) from any GeoDataFrame; see read_communes."""
+    cols = [c for c in gdf.columns if c != gdf.geometry.name]
+    code_col = _detect(cols, COMMUNE_CODE_COLUMNS, code_column, path, "INSEE code", "--commune-code-column")
+    try:
+        name_col = _detect(cols, COMMUNE_NAME_COLUMNS, name_column, path, "commune name", "--commune-name-column")
+    except InputError:
+        if name_column:
+            raise
+        name_col = None
+    if gdf.crs is None:
+        raise InputError(f"{path}: the file has no CRS; set it (e.g. EPSG:4326) before use")
+    code = gdf[code_col].map(codes.normalise_commune)
+    bad = code.isna()
+    if bad.any():
+        i = int(np.flatnonzero(bad.to_numpy())[0])
+        raise InputError(f"{path}: row {i + 1}: {code_col}={gdf[code_col].iloc[i]!r} is not an INSEE commune code")
+    out = gpd.GeoDataFrame(
+        {"code": code, "nom": gdf[name_col].astype(str) if name_col else code}, geometry=gdf.geometry.values,
+        crs=gdf.crs,
+    )
+    if dept:
+        dept = codes.normalise_dept(dept)
+        out = out[out["code"].map(codes.dept_of_commune) == dept]
+    empty = out.geometry.isna() | out.geometry.is_empty
+    if empty.any():
+        raise InputError(f"{path}: commune {out['code'][empty].iloc[0]} has no geometry")
+    out = out.set_geometry(shapely.make_valid(out.geometry.values))
+    out = out.set_geometry(_polygonal(out.geometry.values))
+    if out["code"].duplicated().any():
+        out = out.dissolve(by="code", aggfunc="first", as_index=False)[["code", "nom", "geometry"]]
+    return out.sort_values("code").reset_index(drop=True)
+
+
+def _polygonal(geoms):
+    """Keep only the polygonal parts (make_valid can return collections with lines)."""
+    out = []
+    for g in geoms:
+        if g.geom_type in ("Polygon", "MultiPolygon"):
+            out.append(g)
+        else:
+            parts = [p for p in shapely.get_parts(g) if p.geom_type in ("Polygon", "MultiPolygon")]
+            out.append(shapely.union_all(parts) if parts else shapely.Polygon())
+    return np.array(out, dtype=object)
+
+
+@dataclass
+class Circonscriptions:
+    """Constituencies: polygons (``circonscription``, geometry) and/or a commune → constituency table."""
+
+    polygons: gpd.GeoDataFrame | None = None
+    by_commune: dict | None = None
+
+
+CIRC_CODE_COLUMNS = ("codecirconscription", "code_circonscription", "circonscription", "code_circ", "id_circo",
+                     "circonscriptions_2017", "circonscriptions", "circo")
+
+
+def read_circonscriptions(path: str, dept: str | None = None) -> Circonscriptions:
+    """Read constituencies from polygons (``codeCirconscription``) or a CSV commune → constituency table.
+
+    In the table, several constituencies for one commune (``01|02|03``) mean the commune is split; its BVs
+    then need polygons to be assigned.
+    """
+    if not os.path.exists(path):
+        raise InputError(f"{path}: no such file")
+    dept = codes.normalise_dept(dept) if dept else None
+    if path.lower().endswith((".csv", ".csv.gz", ".txt")):
+        enc, sep = sniff_csv(path)
+        table = pd.read_csv(path, sep=sep, encoding=enc, dtype=str, keep_default_na=False)
+        code_col = _detect(table.columns, COMMUNE_CODE_COLUMNS, None, path, "INSEE code", "a code_insee column")
+        circ_col = _detect(table.columns, CIRC_CODE_COLUMNS, None, path, "constituency", "a circonscription column")
+        by_commune = {}
+        for i, (c, v) in enumerate(zip(table[code_col], table[circ_col])):
+            com = codes.normalise_commune(c)
+            if com is None:
+                raise InputError(f"{path}: row {i + 2}: {code_col}={c!r} is not an INSEE commune code")
+            d = codes.dept_of_commune(com)
+            labels = sorted({codes.circonscription_label(p, d) for p in str(v).replace(",", "|").split("|")} - {None})
+            if not labels:
+                raise InputError(f"{path}: row {i + 2}: {circ_col}={v!r} is not a constituency code")
+            by_commune[com] = labels
+        return Circonscriptions(by_commune=by_commune)
+    try:
+        gdf = gpd.read_file(path)
+    except Exception as exc:
+        raise InputError(f"{path}: not a readable vector file ({str(exc).splitlines()[0]})") from None
+    cols = [c for c in gdf.columns if c != gdf.geometry.name]
+    circ_col = _detect(cols, CIRC_CODE_COLUMNS, None, path, "constituency code", "a codeCirconscription column")
+    labels = gdf[circ_col].map(codes.circonscription_label)
+    if labels.isna().any():
+        i = int(np.flatnonzero(labels.isna().to_numpy())[0])
+        raise InputError(f"{path}: row {i + 1}: {circ_col}={gdf[circ_col].iloc[i]!r} is not a constituency code")
+    polys = gpd.GeoDataFrame({"circonscription": labels}, geometry=shapely.make_valid(gdf.geometry.values),
+                             crs=gdf.crs)
+    if dept:
+        polys = polys[polys["circonscription"].str.split("-").str[0] == dept]
+    return Circonscriptions(polygons=polys.reset_index(drop=True))
+
+
+BV_TABLE_COLUMNS = {
+    "bv": ("id_brut_bv_reu", "id_brut_reu"),
+    "miom": ("id_brut_miom",),
+    "commune": ("code_commune", "code_commune_ref"),
+    "code": ("code",),
+    "libelle": ("libelle_reu", "libelle"),
+}
+
+
+def read_bv_table(path: str, dept: str | None = None) -> pd.DataFrame:
+    """Read INSEE ``table-bv-reu`` (header read, not assumed) as ``bv``, ``miom``, ``commune``, ``code``, ``libelle``.
+
+    ``id_brut_miom`` (the Ministry's id, when filled) gives the BV code used in election results.
+    """
+    if not os.path.exists(path):
+        raise InputError(f"{path}: no such file")
+    chunks, found = _csv_chunks(path, None, BV_TABLE_COLUMNS, ("bv",))
+    out = []
+    for chunk in chunks:
+        chunk = chunk.rename(columns={v: k for k, v in found.items()})
+        if dept and "commune" in chunk:
+            chunk = chunk[in_dept(chunk["commune"], codes.normalise_dept(dept))]
+        out.append(chunk)
+    return pd.concat(out, ignore_index=True) if out else pd.DataFrame(columns=list(found))

@@ -1,0 +1,162 @@
+"""Per commune: Voronoi cells of the seeds, clipped to the commune, dissolved by BV, fragments cleaned.
+
+The result of :func:`tessellate_unit` tiles its commune: no gap, no overlap, valid polygons.
+Communes are independent, so :func:`tessellate` runs them in parallel (the heaviest first).
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ProcessPoolExecutor
+
+import numpy as np
+import shapely
+from shapely import STRtree
+
+from .settings import Params
+
+
+def voronoi_labels(polygon, xy: np.ndarray, labels: np.ndarray) -> dict:
+    """Voronoi cells of *xy* dissolved by label and clipped to *polygon*: ``{label: geometry}``.
+
+    Four far-away guard points make every configuration non-degenerate (one or two points, collinear
+    points) and guarantee that the seeds' cells cover the polygon; their own cells are discarded.
+    """
+    uniq = np.unique(labels)
+    if len(uniq) == 1:
+        return {uniq[0]: polygon}
+    minx, miny, maxx, maxy = shapely.total_bounds(np.append(shapely.points(xy), polygon))
+    span = max(maxx - minx, maxy - miny, 1.0)
+    cx, cy = (minx + maxx) / 2, (miny + maxy) / 2
+    far = 20 * span
+    guards = np.array([[cx - far, cy - far], [cx + far, cy - far], [cx + far, cy + far], [cx - far, cy + far]])
+    cells = shapely.voronoi_polygons(shapely.multipoints(np.vstack([xy, guards])), ordered=True)
+    cells = shapely.get_parts(cells)[: len(xy)]
+    out = {}
+    order = np.argsort(labels, kind="stable")
+    bounds = np.flatnonzero(np.diff(labels[order])) + 1
+    for idx in np.split(order, bounds):
+        merged = shapely.coverage_union_all(cells[idx])
+        out[labels[idx[0]]] = shapely.intersection(merged, polygon)
+    return out
+
+
+def _polygon_parts(geom) -> list:
+    return [p for p in shapely.get_parts(geom) if p.geom_type == "Polygon" and not p.is_empty]
+
+
+def clean_fragments(polygon, pieces: dict, xy: np.ndarray, labels: np.ndarray, weights: np.ndarray,
+                    params: Params) -> dict:
+    """Give each detached piece of a BV that holds few addresses to the neighbour sharing its longest border.
+
+    A BV keeps its piece with the most addresses (then the largest). Pieces below ``sliver_area`` always
+    move. A piece with no neighbour in the commune (an island) stays where Voronoi put it.
+    """
+    parts, owner = [], []
+    for lab in sorted(pieces):
+        for p in _polygon_parts(pieces[lab]):
+            parts.append(p)
+            owner.append(lab)
+    if len(parts) <= len(pieces):
+        return pieces
+    parts = np.array(parts, dtype=object)
+    owner = np.array(owner, dtype=labels.dtype)
+    area = shapely.area(parts)
+    tree = STRtree(parts)
+    pts = shapely.points(xy)
+    pi, ci = tree.query(pts, predicate="intersects")
+    same = owner[ci] == labels[pi]
+    pi, ci = pi[same], ci[same]
+    first = np.unique(pi, return_index=True)[1]  # a point on a shared edge counts once
+    addr = np.bincount(ci[first], weights=weights[pi[first]], minlength=len(parts))
+    total = {lab: addr[owner == lab].sum() for lab in pieces}
+
+    movable = []
+    for lab in pieces:
+        idx = np.flatnonzero(owner == lab)
+        if len(idx) < 2:
+            continue
+        main = idx[np.lexsort((-area[idx], -addr[idx]))[0]]
+        for i in idx:
+            if i == main:
+                continue
+            few = addr[i] <= params.fragment_max_addresses or addr[i] <= params.fragment_max_share * total[lab]
+            if few or area[i] < params.sliver_area:
+                movable.append(i)
+    if not movable:
+        return pieces
+    movable.sort(key=lambda i: (addr[i], area[i], str(owner[i]), parts[i].centroid.x, parts[i].centroid.y))
+    for i in movable:
+        near = tree.query(parts[i], predicate="dwithin", distance=1e-6)
+        near = [j for j in near if j != i and owner[j] != owner[i]]
+        if not near:
+            continue
+        ring = shapely.boundary(parts[i])
+        shared = {}
+        for j in near:
+            shared[owner[j]] = shared.get(owner[j], 0.0) + shapely.length(
+                shapely.intersection(ring, shapely.buffer(parts[j], 1e-6)))
+        best = max(sorted(shared), key=lambda lab: shared[lab])
+        if shared[best] > 0:
+            owner[i] = best
+    out = {}
+    for lab in pieces:
+        idx = np.flatnonzero(owner == lab)
+        if len(idx):
+            out[lab] = shapely.union_all(parts[idx]) if len(idx) > 1 else parts[idx[0]]
+    return out
+
+
+def tessellate_unit(polygon, xy: np.ndarray, labels: np.ndarray, weights: np.ndarray,
+                    params: Params = Params()) -> dict:
+    """Tessellate one commune polygon among the BV labels of its seeds: ``{label: polygon}``."""
+    if len(xy) == 0:
+        return {}
+    pieces = voronoi_labels(polygon, xy, labels)
+    if len(pieces) > 1:
+        pieces = clean_fragments(polygon, pieces, xy, labels, weights, params)
+    return {lab: _tidy(g) for lab, g in pieces.items() if not g.is_empty}
+
+
+def _tidy(geom):
+    """Valid polygonal geometry: drop the lines and points that clipping can leave."""
+    if not geom.is_valid:
+        geom = shapely.make_valid(geom)
+    parts = _polygon_parts(geom)
+    if not parts:
+        return shapely.Polygon()
+    return parts[0] if len(parts) == 1 else shapely.MultiPolygon(parts)
+
+
+def _run(task):
+    unit, polygon, xy, labels, weights, params = task
+    return unit, tessellate_unit(polygon, xy, labels, weights, params)
+
+
+def tessellate(units, seeds, params: Params = Params(), progress=None) -> dict:
+    """Tessellate every unit: ``{unit: {bv: polygon}}``. Units without seeds are absent.
+
+    *units* maps unit code → polygon; *seeds* is the DataFrame of :class:`points.Points`.
+    *progress* is called with the number of units finished.
+    """
+    tasks = []
+    for unit, grp in seeds.groupby("unit", sort=True):
+        tasks.append((unit, units[unit], grp[["x", "y"]].to_numpy(), grp["bv"].to_numpy(),
+                      grp["weight"].to_numpy(dtype=float), params))
+    tasks.sort(key=lambda t: -len(t[2]))
+    results = {}
+    jobs = max(1, min(params.jobs or os.cpu_count() or 1, len(tasks)))
+    heavy = sum(len(t[2]) for t in tasks)
+    if jobs == 1 or heavy < 20_000:
+        for t in tasks:
+            unit, res = _run(t)
+            results[unit] = res
+            if progress:
+                progress(1)
+    else:
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
+            for unit, res in pool.map(_run, tasks, chunksize=4):
+                results[unit] = res
+                if progress:
+                    progress(1)
+    return dict(sorted(results.items()))

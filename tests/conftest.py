@@ -1,0 +1,37 @@
+import os
+
+import geopandas as gpd
+import pandas as pd
+import pytest
+import shapely
+from pyproj import Transformer
+
+DATA = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data"))
+if not os.path.isdir(DATA):
+    DATA = os.environ.get("DECOUPAGE_BV_DATA", DATA)
+
+
+def data(*parts):
+    path = os.path.join(DATA, *parts)
+    if not os.path.exists(path):
+        pytest.skip(f"shared data missing: {path}")
+    return path
+
+
+def square_communes(specs, crs="EPSG:2154"):
+    """GeoDataFrame (WGS84) of squares: specs = [(code, nom, x0, y0, side)] in *crs*."""
+    rows = [(c, n, shapely.box(x, y, x + s, y + s)) for c, n, x, y, s in specs]
+    return gpd.GeoDataFrame(rows, columns=["code", "nom", "geometry"], crs=crs).to_crs(4326)
+
+
+def roll_rows(rows, crs="EPSG:2154"):
+    """Canonical roll DataFrame from [(bv, commune, x, y[, geo_type, score, count])] in *crs*."""
+    t = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
+    out = []
+    for r in rows:
+        bv, com, x, y = r[:4]
+        lon, lat = t.transform(x, y)
+        gt, sc, n = (list(r[4:]) + ["housenumber", 0.95, 1][len(r) - 4:])[:3]
+        out.append({"bv": bv, "commune": com, "lon": repr(lon), "lat": repr(lat), "geo_type": gt,
+                    "geo_score": str(sc), "count": str(n)})
+    return pd.DataFrame(out)

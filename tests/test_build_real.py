@@ -1,0 +1,153 @@
+"""Builds on the real open data of ../shared/data."""
+
+import filecmp
+import json
+import os
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import data
+from decoupage_bv import Params, build
+from decoupage_bv.evaluate import evaluate
+from decoupage_bv.pipeline import tiling_errors
+
+
+def _assert_tiles(result):
+    units = result_units(result)
+    err = tiling_errors(result.polygons, units)
+    assert len(err) == len(units)
+    assert err["gap"].max() < 1e-9
+    assert err["overlap"].max() < 1e-9
+    assert result.polygons.is_valid.all()
+    assert set(result.polygons.geom_type) <= {"Polygon", "MultiPolygon"}
+
+
+def result_units(result):
+    from decoupage_bv import sources
+    from decoupage_bv.points import build_units
+
+    com = sources.read_communes(result._communes_path, dept=result.report["departement"])
+    codes_in = set(result.polygons["code_insee"])
+    units, _ = build_units(com, codes_in)
+    return units.to_crs(result.report["crs"])
+
+
+@pytest.fixture(scope="module")
+def finistere():
+    com = data("communes", "29_communes_adminexpress2018.geojson")
+    r = build(data("reu", "29_reu2022_sample_3communes.csv"), com, dept="29",
+              circonscriptions=data("circonscriptions", "29_circonscriptions_2024.geojson"),
+              params=Params(jobs=1))
+    r._communes_path = com
+    return r
+
+
+def test_finistere_every_bv_drawn(finistere):
+    g = finistere.polygons
+    drawn = g[g["code_bv"].notna()]
+    assert len(drawn) == 31
+    assert finistere.report["counts"]["bv_in_roll"] == 31
+    assert finistere.report["bv_not_drawn"] == []
+    assert set(drawn["code_insee"]) == {"29039", "29046", "29116"}
+    assert drawn["id_bv"].is_unique and drawn["id_bv"].str.fullmatch(r"\d{5}_\d{4}").all()
+    assert (drawn["bvu"] == drawn["code_insee"] + "." + drawn["code_bv"]).all()
+    # Concarneau is in the 8th constituency, Douarnenez the 7th, Lanneuffret the 4th (2024 map)
+    circ = drawn.groupby("code_insee")["circonscription"].agg(set).to_dict()
+    assert circ == {"29039": {"29-08"}, "29046": {"29-07"}, "29116": {"29-04"}}
+    # rows are all accounted for
+    rep = finistere.report
+    assert rep["counts"]["rows_used_as_seeds"] + sum(rep["rows_dropped"].values()) == rep["counts"]["address_rows"]
+    assert rep["counts"]["address_rows"] == 12335
+
+
+def test_finistere_tiles_communes(finistere):
+    _assert_tiles(finistere)
+    g = finistere.polygons
+    assert g.loc[g["code_insee"] == "29116", "quality"].iloc[0] == "whole_commune"
+    assert (g.loc[g["code_bv"].isna(), "quality"] == "commune_not_in_roll").all()
+
+
+def test_val_de_marne_2019_list_with_mapped_columns():
+    com = data("communes", "94_communes_adminexpress2018.geojson")
+    cols = {"bv": "bureau", "commune_name": "ville", "lon": "longitude", "lat": "latitude",
+            "geo_type": "result_type", "geo_score": "result_score", "citycode": "result_citycode"}
+    r = build(data("reu", "94_electoral_lists_2019_geocoded.csv.bz2"), com, dept="94", columns=cols)
+    r._communes_path = com
+    g = r.polygons
+    assert set(g["code_insee"]) == set(gpd.read_file(com)["code"])
+    assert g["code_bv"].notna().sum() >= 47
+    assert g.groupby("code_insee")["code_bv"].count().min() >= 1
+    rep = r.report
+    assert rep["counts"]["address_rows"] == 151268
+    assert rep["rows_dropped"]["missing_coordinates"] > 800
+    assert rep["counts"]["rows_used_as_seeds"] + sum(rep["rows_dropped"].values()) == 151268
+    # every BV is drawn or reported
+    assert rep["counts"]["bv_drawn"] + rep["counts"]["bv_not_drawn"] == rep["counts"]["bv_in_roll"]
+    _assert_tiles(r)
+
+
+@pytest.fixture(scope="module")
+def paris_split():
+    roll = pd.read_csv(data("paris_dev", "roll.csv"), dtype=str)
+    test = np.random.default_rng(0).random(len(roll)) < 0.2
+    return roll[~test], roll[test]
+
+
+def _canonical(roll):
+    return roll.rename(columns={"id_brut_bv_reu": "bv", "code_commune_ref": "commune", "longitude": "lon",
+                                "latitude": "lat", "nb_adresses": "count"})
+
+
+def test_paris_arrondissements_as_communes(paris_split):
+    train, test = paris_split
+    com = data("paris_dev", "communes.geojson")
+    r = build(_canonical(train), com)
+    r._communes_path = com
+    g = r.polygons
+    assert len(g) == 205 and set(g["code_insee"].str[:3]) == {"751"}
+    _assert_tiles(r)
+    s = evaluate(g, data("paris_dev", "official.geojson"), test_addresses=_canonical(test))
+    # the anchor of plain per-commune Voronoi by our peers: 0.952 / 0.958 / 0.952
+    assert s["area_agreement"] > 0.952 and s["v_measure"] > 0.958 and s["address_accuracy"] > 0.952
+
+
+def test_paris_roll_by_arrondissement_over_city_and_arrondissement_outlines(paris_split):
+    """The 2024 file holds Paris (75056) and its arrondissements: the roll's arrondissements are used."""
+    train, _ = paris_split
+    com = data("communes", "75_paris_arrondissements_adminexpress2024_simplified.geojson")
+    r = build(_canonical(train), com, dept="75")
+    assert set(r.polygons["code_insee"]) >= {f"751{i:02d}" for i in range(1, 11)}
+    assert "75056" not in set(r.polygons["code_insee"])
+    # a whole-city outline only: arrondissement BVs tile the city
+    city = gpd.read_file(com)
+    city = city[city["code"] == "75056"]
+    r2 = build(_canonical(train), city, dept="75")
+    assert r2.polygons["code_bv"].notna().sum() == 205
+    assert abs(r2.polygons.area.sum() - city.to_crs(2154).area.sum()) / city.to_crs(2154).area.sum() < 1e-9
+
+
+def test_same_input_same_bytes(tmp_path):
+    outs = []
+    for run in ("a", "b"):
+        r = build(data("reu", "29_reu2022_sample_3communes.csv"), data("communes", "29_communes_adminexpress2018.geojson"),
+                  dept="29", params=Params(jobs=2))
+        d = tmp_path / run
+        files = r.write(str(d / "bv.gpkg"), str(d / "bv.geojson"), str(d / "bv.shp"))
+        outs.append([os.path.relpath(f, d) for f in files])
+    assert outs[0] == outs[1]
+    for name in ["bv.gpkg", "bv.geojson", "bv.shp", "bv.dbf", "bv.shx", "bv.prj", "bv.cpg", "bv.report.json"]:
+        assert filecmp.cmp(tmp_path / "a" / name, tmp_path / "b" / name, shallow=False), name
+    gj = json.loads((tmp_path / "a" / "bv.geojson").read_text())
+    assert "crs" not in gj  # RFC 7946: WGS84 implied
+    lon, lat = gj["features"][0]["geometry"]["coordinates"][0][0][0]
+    assert -6 < lon < 0 and 47 < lat < 49
+    assert (tmp_path / "a" / "bv.cpg").read_text().strip().upper() in {"UTF-8", "UTF8"}
+    shp = gpd.read_file(tmp_path / "a" / "bv.shp")
+    assert {"nom_comm", "circo", "id_brut"} <= set(shp.columns) and all(len(c) <= 10 for c in shp.columns)
+    assert shp.crs.to_epsg() == 2154
+    assert (shp["nom_comm"] == "Concarneau").any()
+    gp = gpd.read_file(tmp_path / "a" / "bv.gpkg")
+    assert gp.crs.to_epsg() == 2154 and list(gp.columns[:3]) == ["code_insee", "nom_commune", "code_bv"]

@@ -1,0 +1,195 @@
+"""Hand-made cases: degenerate point sets, special codes, bad rows."""
+
+import gzip
+
+import numpy as np
+import pandas as pd
+import pytest
+import shapely
+from click.testing import CliRunner
+
+from conftest import roll_rows, square_communes
+from decoupage_bv import InputError, Params, build
+from decoupage_bv.cli import main
+from decoupage_bv.pipeline import tiling_errors
+from decoupage_bv.tessellation import tessellate_unit
+
+X0, Y0 = 650000.0, 6860000.0
+ONE = square_communes([("31001", "Alpha", X0, Y0, 1000.0)])
+P1 = Params(jobs=1)
+
+
+def _tiles(result):
+    units = ONE.rename(columns={"code": "unit"}).to_crs(result.report["crs"])
+    err = tiling_errors(result.polygons, units)
+    assert err["gap"].max() < 1e-9 and err["overlap"].max() < 1e-9
+    assert result.polygons.is_valid.all()
+
+
+def test_collinear_points_split_in_strips():
+    rows = [(f"31001_{1 + (i >= 3)}", "31001", X0 + 100 + 150 * i, Y0 + 500) for i in range(6)]
+    r = build(roll_rows(rows), ONE, params=P1)
+    g = r.polygons.set_index("code_bv")
+    assert list(g.index) == ["0001", "0002"]
+    assert abs(g.area.sum() - 1e6) < 1e-3
+    # the cut is the perpendicular bisector between the 3rd and 4th points: x = X0 + 475
+    assert abs(g.loc["0001"].geometry.bounds[2] - (X0 + 475)) < 0.01
+    _tiles(r)
+
+
+def test_two_points_and_identical_points():
+    pts = np.array([[X0 + 250, Y0 + 500], [X0 + 750, Y0 + 500]])
+    poly = shapely.box(X0, Y0, X0 + 1000, Y0 + 1000)
+    out = tessellate_unit(poly, pts, np.array([0, 1]), np.ones(2))
+    assert abs(out[0].area - 5e5) < 1e-6 and abs(out[1].area - 5e5) < 1e-6
+    # all points of one BV at one location: the whole commune
+    out = tessellate_unit(poly, np.repeat(pts[:1], 5, axis=0), np.zeros(5, dtype=int), np.ones(5))
+    assert out[0].equals(poly)
+
+
+def test_duplicates_one_seed_per_location_most_addresses_wins():
+    rows = [("31001_1", "31001", X0 + 200, Y0 + 200, "housenumber", 0.9, 1),
+            ("31001_2", "31001", X0 + 200, Y0 + 200, "housenumber", 0.9, 5),  # same spot, more addresses
+            ("31001_2", "31001", X0 + 800, Y0 + 800, "housenumber", 0.9, 1),
+            ("31001_1", "31001", X0 + 200, Y0 + 800, "housenumber", 0.9, 1),
+            ("31001_1", "31001", X0 + 200, Y0 + 800, "housenumber", 0.9, 1)]  # same BV twice: one seed
+    r = build(roll_rows(rows), ONE, params=P1)
+    g = r.polygons.set_index("code_bv")
+    assert r.report["rows_dropped"] == {"co_located_with_other_bv": 1}
+    assert g.loc["0002", "n_points"] == 2 and g.loc["0001", "n_points"] == 1
+    assert g.loc["0001", "n_adresses"] == 3
+    assert g.loc["0002"].geometry.contains(shapely.Point(X0 + 200, Y0 + 200))
+    # shuffling rows does not change the result
+    r2 = build(roll_rows(rows[::-1]), ONE, params=P1)
+    assert r2.polygons.geometry.equals(r.polygons.geometry)
+
+
+def test_bv_whose_only_location_is_shared_keeps_it():
+    rows = [("31001_1", "31001", X0 + 200, Y0 + 200, "housenumber", 0.9, 9),
+            ("31001_1", "31001", X0 + 800, Y0 + 800, "housenumber", 0.9, 1),
+            ("31001_2", "31001", X0 + 200, Y0 + 200, "housenumber", 0.9, 1)]
+    r = build(roll_rows(rows), ONE, params=P1)
+    assert r.polygons["code_bv"].tolist() == ["0001", "0002"]
+    assert r.report["bv_not_drawn"] == []
+
+
+def test_one_address_gets_the_whole_commune():
+    r = build(roll_rows([("31001_1", "31001", X0 + 10, Y0 + 10)]), ONE, params=P1)
+    assert len(r.polygons) == 1 and r.polygons["quality"].iloc[0] == "whole_commune"
+    assert abs(r.polygons.area.iloc[0] - 1e6) < 1e-3
+
+
+def test_commune_without_usable_address_and_bv_without_address():
+    two = square_communes([("31001", "Alpha", X0, Y0, 1000.0), ("31002", "Beta", X0 + 1000, Y0, 1000.0)])
+    rows = [("31001_1", "31001", X0 + 100, Y0 + 100), ("31001_2", "31001", X0 + 900, Y0 + 900),
+            ("31001_3", "31001", X0 + 500, Y0 + 500, "municipality", 0.9, 4),
+            ("31002_1", "31002", X0 + 1500, Y0 + 500, "municipality", 0.9, 1),
+            ("31002_2", "31002", X0 + 1500, Y0 + 500, "municipality", 0.9, 1)]
+    r = build(roll_rows(rows), two, params=P1)
+    g = r.polygons
+    beta = g[g["code_insee"] == "31002"]
+    assert len(beta) == 1 and beta["quality"].iloc[0] == "no_usable_address" and beta["code_bv"].isna().all()
+    nd = {(d["code_insee"], d["code_bv"]): d["reason"] for d in r.report["bv_not_drawn"]}
+    assert set(nd) == {("31001", "0003"), ("31002", "0001"), ("31002", "0002")}
+    assert "weak_geocoding_type: 4" not in nd[("31001", "0003")]  # counted in rows, not addresses
+    assert "weak_geocoding_type: 1" in nd[("31001", "0003")]
+
+
+def test_overseas_crs_reunion():
+    # Saint-Denis de La Réunion, UTM 40S
+    reu = square_communes([("97411", "Saint-Denis", 338000.0, 7690000.0, 2000.0)], crs="EPSG:2975")
+    rows = [("97411_1", "97411", 338500.0, 7690500.0, "housenumber", 0.9, 1),
+            ("97411_2", "97411", 339500.0, 7691500.0, "housenumber", 0.9, 1)]
+    r = build(roll_rows(rows, crs="EPSG:2975"), reu, dept="974", params=P1)
+    assert r.report["crs"] == "EPSG:2975" and r.polygons.crs.to_epsg() == 2975
+    assert abs(r.polygons.area.sum() - 4e6) < 1.0
+
+
+def test_corsica_codes():
+    cors = square_communes([("2A004", "Ajaccio", 1175000.0, 6100000.0, 1000.0),
+                            ("2B033", "Bastia", 1220000.0, 6190000.0, 1000.0)])
+    rows = [("2A004_1", "2A004", 1175200.0, 6100200.0), ("2A004_2", "2A004", 1175800.0, 6100800.0),
+            ("2B033_1", "2B033", 1220500.0, 6190500.0)]
+    r = build(roll_rows(rows), cors, dept="2A", params=P1)
+    assert set(r.polygons["id_bv"]) == {"2A004_0001", "2A004_0002"}
+    assert r.report["rows_dropped"] == {}
+    assert r.report["inputs"]["addresses"]["rows_other_departements"] == 1
+
+
+def test_raw_ids_like_the_national_file():
+    rows = [("04079_1 - 1", "31001", X0 + 100, Y0 + 100), ("04079_1 - 2", "31001", X0 + 900, Y0 + 100),
+            ("31001_B-1", "31001", X0 + 500, Y0 + 900)]
+    r = build(roll_rows(rows), ONE, params=P1)
+    g = r.polygons.set_index("id_brut_bv_reu")
+    assert g.loc["04079_1 - 1", "code_bv"] == "0011" and g.loc["31001_B-1", "code_bv"] == "00B1"
+    assert g["id_bv"].is_unique and "code_bv_alphanumeric" in g.loc["31001_B-1", "quality"]
+    assert r.report["notes"] == {"bv_id_prefix_differs_from_commune": 2}
+
+
+def _write(tmp_path, name, text, encoding="utf-8"):
+    p = tmp_path / name
+    p.write_bytes(text.encode(encoding))
+    return str(p)
+
+
+def test_bad_rows_are_counted_latin1_semicolon(tmp_path):
+    com = tmp_path / "c.geojson"
+    square_communes([("31001", "Éauze", X0, Y0, 1000.0)]).to_file(com)
+    r0 = roll_rows([("31001_1", "31001", X0 + 100, Y0 + 100), ("31001_2", "31001", X0 + 900, Y0 + 900)])
+    lon, lat = r0["lon"].tolist(), r0["lat"].tolist()
+    text = ("id_brut_bv_reu;code_commune_ref;longitude;latitude;geo_type;geo_score;nb_adresses;libellé\n"
+            f"31001_1;31001;{lon[0].replace('.', ',')};{lat[0].replace('.', ',')};housenumber;0,9;2;é\n"
+            f"31001_2;31001;{lon[1]};{lat[1]};housenumber;0.9;1;è\n"
+            "31001_2;31001;;;housenumber;0.9;1;x\n"             # missing coordinates
+            "31001_2;31001;abc;45;housenumber;0.9;1;x\n"        # unparsable coordinates
+            "31001_1;31999;1.0;43.0;housenumber;0.9;1;x\n"      # unknown commune
+            ";31001;1.0;43.0;housenumber;0.9;1;x\n"             # missing BV id
+            "31001_1;31001;1.0;43.0;housenumber;0.1;1;x\n")     # low score
+    path = _write(tmp_path, "roll.csv", text, "latin-1")
+    r = build(path, str(com), dept="31", params=P1)
+    assert r.report["rows_dropped"] == {"missing_coordinates": 2, "unknown_commune": 1,
+                                        "missing_or_malformed_bv_id": 1, "low_geocoding_score": 1}
+    assert r.report["unknown_communes"][0]["commune"] == "31999"
+    assert len(r.polygons) == 2
+
+
+def test_gzip_roll_filtered_by_dept(tmp_path):
+    r0 = roll_rows([("31001_1", "31001", X0 + 100, Y0 + 100), ("31001_2", "31001", X0 + 900, Y0 + 900),
+                    ("29039_1", "29039", X0, Y0)])
+    p = tmp_path / "roll.csv.gz"
+    with gzip.open(p, "wt", encoding="utf-8") as fh:
+        r0.rename(columns={"bv": "id_brut_bv_reu", "commune": "code_commune_ref"}).to_csv(fh, index=False)
+    r = build(str(p), ONE, dept="31", params=P1)
+    assert r.report["inputs"]["addresses"]["rows_other_departements"] == 1 and len(r.polygons) == 2
+
+
+def test_parquet_roll(tmp_path):
+    r0 = roll_rows([("31001_1", "31001", X0 + 100, Y0 + 100), ("31001_2", "31001", X0 + 900, Y0 + 900)])
+    p = tmp_path / "roll.parquet"
+    r0.rename(columns={"bv": "id_brut_bv_reu", "commune": "code_commune_ref", "lon": "longitude",
+                       "lat": "latitude", "count": "nb_adresses"}).to_parquet(p)
+    r = build(str(p), ONE, dept="31", params=P1)
+    assert len(r.polygons) == 2
+
+
+def test_missing_column_is_one_line_error(tmp_path):
+    path = _write(tmp_path, "roll.csv", "id_brut_bv_reu,code_commune_ref,latitude\n31001_1,31001,43\n")
+    with pytest.raises(InputError, match=r"roll.csv: no lon column"):
+        build(path, ONE)
+    com = tmp_path / "c.geojson"
+    ONE.to_file(com)
+    res = CliRunner().invoke(main, ["build", "--dept", "31", "--addresses", path, "--communes", str(com),
+                                    "-o", str(tmp_path / "o.gpkg")])
+    assert res.exit_code == 1
+    lines = res.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and "no lon column" in lines[0]
+    assert "Traceback" not in res.output
+    res = CliRunner().invoke(main, ["build", "--dept", "20", "--addresses", path, "--communes", str(com)])
+    assert res.exit_code == 1 and "2A" in res.output
+
+
+def test_communes_without_code_column(tmp_path):
+    p = tmp_path / "c.geojson"
+    ONE.rename(columns={"code": "identifiant"}).to_file(p)
+    with pytest.raises(InputError, match="no INSEE code column"):
+        build(roll_rows([("31001_1", "31001", X0, Y0)]), str(p))
