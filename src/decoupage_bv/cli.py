@@ -167,5 +167,62 @@ def demo(out_dir, as_json, geo_types, min_score, outside_tolerance, fragment_max
     _print_scores(scores, as_json)
 
 
+@main.command()
+@click.option("--polygons", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="BV polygons (our output, or official ones with id_bv / codeBureauVote).")
+@click.option("--results", "results_files", required=True, multiple=True, type=click.Path(dir_okay=False),
+              help="Results per BV (Ministry 2017–2024 layouts, Toulouse Métropole, or any CSV); repeatable.")
+@click.option("--label", "labels", multiple=True, help="Column prefix per --results file (default: file name).")
+@click.option("--col", "cols", multiple=True, metavar="ROLE=COLUMN",
+              help="Results column for a role: commune, dept, code_bv, id_bv, circonscription, inscrits, votants, "
+                   "abstentions, blancs, nuls, exprimes.")
+@click.option("--vote-column", "vote_columns", multiple=True, help="A column of votes for one list (generic CSV).")
+@click.option("--commune", help="INSEE code for results carrying only a BV number.")
+@click.option("--set-circonscription", is_flag=True, help="Take each BV's constituency from the results.")
+@click.option("--output", "-o", required=True, type=click.Path(dir_okay=False),
+              help="Joined polygons (.gpkg, .geojson, .shp); the long table and the join report go beside it.")
+@quiet_option
+@_errors_to_click
+def join(polygons, results_files, labels, cols, vote_columns, commune, set_circonscription, output, quiet):
+    """Join results per BV to polygons; report unmatched rows on both sides."""
+    from .results import join_files
+
+    if labels and len(labels) != len(results_files):
+        raise click.BadParameter("give one --label per --results file", param_hint="--label")
+    joined, files = join_files(polygons, results_files, output, labels=labels or None, columns=_parse_cols(cols),
+                               vote_columns=vote_columns or None, commune=commune,
+                               set_circonscription=set_circonscription)
+    if not quiet:
+        for source, s in joined.summary.items():
+            click.echo(f"{source} ({s['layout']}): {s['matched']} of {s['result_bv']} BV matched, "
+                       f"{s['unmatched_results']} result BV unmatched, {s['polygons_without_result']} polygons "
+                       f"without result, {s['rejected_rows']} rows rejected", err=True)
+        for f in files:
+            click.echo(f"wrote {f}", err=True)
+
+
+@main.command(name="map")
+@click.argument("polygons", type=click.Path(exists=True, dir_okay=False))
+@click.option("--column", "-c", required=True, help="Numeric column to map, e.g. pct_RN or participation.")
+@click.option("--output", "-o", required=True, type=click.Path(dir_okay=False),
+              help="map.png / .pdf / .svg (static) or map.html (interactive).")
+@click.option("--title", help="Map title (default: the column).")
+@click.option("--scheme", default="quantiles", show_default=True, help="mapclassify classification.")
+@click.option("-k", "--classes", default=5, show_default=True, help="Number of classes.")
+@click.option("--cmap", default="viridis", show_default=True, help="Matplotlib colour map.")
+@click.option("--source", default="Polygons: decoupage-bv. Results: Ministère de l'Intérieur.", show_default=True,
+              help="Source line under a static map.")
+@_errors_to_click
+def map_(polygons, column, output, title, scheme, classes, cmap, source):
+    """Map a COLUMN of POLYGONS (e.g. the output of join) as a choropleth."""
+    import geopandas as gpd
+
+    from .maps import draw
+
+    draw(gpd.read_file(polygons), column, output, title=title, scheme=scheme, k=classes, cmap=cmap,
+         source=source, label=polygons)
+    click.echo(f"wrote {output}", err=True)
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

@@ -76,18 +76,36 @@ def write_polygons(gdf: gpd.GeoDataFrame, path: str, layer: str = "bureaux_de_vo
         shutil.rmtree(tmpdir, ignore_errors=True)
 
 
-def write_json(data: dict, path: str) -> None:
-    """Write JSON atomically, keys in a stable order."""
+def atomic_write(path: str, write) -> None:
+    """Call ``write(tmp)`` on a temporary file beside *path*, then rename it to *path*."""
     folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".report.", dir=folder)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, ensure_ascii=False, indent=2, sort_keys=False)
-            fh.write("\n")
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".tmp.", suffix=os.path.splitext(path)[1], dir=folder)
+        os.close(fd)
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot write ({exc.strerror or exc})") from None
+    try:
+        write(tmp)
         os.replace(tmp, path)
     except OSError as exc:
         raise OutputError(f"{path}: cannot write ({exc.strerror or exc})") from None
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def write_json(data: dict, path: str) -> None:
+    """Write JSON atomically, keys in a stable order."""
+
+    def dump(tmp):
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, ensure_ascii=False, indent=2)
+            fh.write("\n")
+
+    atomic_write(path, dump)
+
+
+def write_csv(df, path: str) -> None:
+    """Write a DataFrame as UTF-8 CSV atomically."""
+    atomic_write(path, lambda tmp: df.to_csv(tmp, index=False))
