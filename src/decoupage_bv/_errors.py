@@ -18,3 +18,11 @@ class InputError(DecoupageError):
 
 class OutputError(DecoupageError):
     """An output cannot be written."""
+
+
+class DownloadError(DecoupageError):
+    """A download failed or gave a file that does not verify."""
+
+
+class MissingSourceError(DecoupageError):
+    """Offline, and a source file is not in the cache: the message says which URL to put where."""

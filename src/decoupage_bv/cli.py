@@ -43,6 +43,12 @@ def quiet_option(fn):
     return click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary on stderr.")(fn)
 
 
+def cache_options(fn):
+    fn = click.option("--offline", is_flag=True, help="Use the cache only; say what to download where.")(fn)
+    return click.option("--cache", default=os.path.join("data", "raw"), show_default=True,
+                        type=click.Path(file_okay=False), help="Download cache folder.")(fn)
+
+
 def tessellation_options(fn):
     """Options of the point filters and fragment cleaning, shared by build and demo."""
     d = Params()
@@ -75,10 +81,11 @@ def main():
 
 @main.command()
 @click.option("--dept", required=True, help="Département: 01…95, 2A, 2B, 971…976.")
-@click.option("--addresses", required=True, type=click.Path(dir_okay=False),
-              help="REU table-adresses-reu (CSV, CSV.GZ, Parquet), national or cut to the département.")
-@click.option("--communes", required=True, type=click.Path(dir_okay=False),
-              help="Commune outlines (GeoJSON, GeoPackage, Shapefile).")
+@click.option("--addresses", type=click.Path(dir_okay=False),
+              help="REU table-adresses-reu (CSV, CSV.GZ, Parquet), national or cut to the département. "
+                   "Default: fetched from data.gouv.fr into the cache.")
+@click.option("--communes", type=click.Path(dir_okay=False),
+              help="Commune outlines (GeoJSON, GeoPackage, Shapefile). Default: fetched (OSM-derived, data.gouv.fr).")
 @click.option("--circonscriptions", type=click.Path(dir_okay=False),
               help="Constituency polygons (codeCirconscription) or a commune → constituency CSV.")
 @click.option("--bv-table", type=click.Path(dir_okay=False), help="INSEE table-bv-reu, for Ministry BV codes.")
@@ -88,16 +95,26 @@ def main():
               help="Roll column for a role: bv, commune, commune_name, lon, lat, geo_type, geo_score, count, citycode.")
 @click.option("--commune-code-column", help="INSEE code column of the outlines (detected by default).")
 @click.option("--commune-name-column", help="Name column of the outlines (detected by default).")
+@cache_options
 @tessellation_options
 @quiet_option
 @_errors_to_click
 def build(dept, addresses, communes, circonscriptions, bv_table, outputs, cols, commune_code_column,
-          commune_name_column, geo_types, min_score, outside_tolerance, fragment_max_addresses, jobs, quiet):
-    """Build BV polygons for a département from local files."""
+          commune_name_column, cache, offline, geo_types, min_score, outside_tolerance, fragment_max_addresses, jobs,
+          quiet):
+    """Build BV polygons for a département (inputs not given are fetched and cached)."""
     from .codes import normalise_dept
     from .pipeline import build as run_build
 
     dept = normalise_dept(dept)
+    if not addresses or not communes:
+        from .fetch import Cache, fetch_all
+
+        got = fetch_all(dept, Cache(cache), offline=offline, progress=not quiet)
+        addresses = addresses or got["table-adresses-reu"]
+        communes = communes or got["communes"]
+        circonscriptions = circonscriptions or got["circonscriptions"]
+        bv_table = bv_table or got["table-bv-reu"]
     outputs = outputs or (os.path.join("data", "out", f"bv_{dept}.gpkg"),)
     t0 = time.perf_counter()
     result = run_build(addresses, communes, dept=dept, circonscriptions=circonscriptions, columns=_parse_cols(cols),
@@ -120,6 +137,19 @@ def _summary(report, files, seconds):
         click.echo(f"{len(report['bv_not_drawn'])} BV not drawn: see the report", err=True)
     for f in files:
         click.echo(f"wrote {f}", err=True)
+
+
+@main.command()
+@click.option("--dept", required=True, help="Département: 01…95, 2A, 2B, 971…976.")
+@cache_options
+@quiet_option
+@_errors_to_click
+def fetch(dept, cache, offline, quiet):
+    """Download and cache what a build of DEPT needs (REU tables cut to it, communes, constituencies)."""
+    from .fetch import Cache, fetch_all
+
+    for name, path in fetch_all(dept, Cache(cache), offline=offline, progress=not quiet).items():
+        click.echo(f"{name}: {path}")
 
 
 @main.command()

@@ -1,0 +1,208 @@
+"""Sources from the network, cached under ``data/raw/``: REU tables, commune outlines, constituencies.
+
+Resources are found through the data.gouv.fr API from stable dataset slugs, downloaded with
+:mod:`._http` (resumable, retried, verified, renamed into place), and recorded in ``manifest.json`` with their
+URL, checksum and date. Offline, a missing file raises :class:`MissingSourceError` naming the URL to download
+and the path to put it at.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import json
+import os
+from dataclasses import dataclass
+
+from . import codes
+from ._errors import DownloadError, MissingSourceError
+from ._http import download, get_json, sha256_of, stream_filtered
+
+DATAGOUV_API = "https://www.data.gouv.fr/api/1"
+
+#: data.gouv.fr datasets (slugs) and the resource title fragments we take from them.
+DATASETS = {
+    "reu": ("bureaux-de-vote-et-adresses-de-leurs-electeurs",
+            {"table-adresses-reu": "table-adresses-reu", "table-bv-reu": "table-bv-reu"}),
+    "circonscriptions": ("contours-geographiques-des-circonscriptions-legislatives",
+                         {"circonscriptions": "circonscriptions-legislatives"}),
+    "communes": ("decoupage-administratif-communal-francais-issu-d-openstreetmap",
+                 {"communes": "communes"}),
+}
+
+
+def api_base() -> str:
+    """The data.gouv.fr API root (``DECOUPAGE_BV_DATAGOUV_API`` overrides it, e.g. for a mirror)."""
+    return os.environ.get("DECOUPAGE_BV_DATAGOUV_API", DATAGOUV_API).rstrip("/")
+
+
+@dataclass
+class Cache:
+    """Files under *root* (``data/raw`` by default) and their manifest."""
+
+    root: str = os.path.join("data", "raw")
+
+    def path(self, rel: str) -> str:
+        return os.path.join(self.root, rel)
+
+    @property
+    def manifest_path(self) -> str:
+        return os.path.join(self.root, "manifest.json")
+
+    def manifest(self) -> dict:
+        if not os.path.exists(self.manifest_path):
+            return {}
+        with open(self.manifest_path, encoding="utf-8") as fh:
+            return json.load(fh)
+
+    def has(self, rel: str) -> bool:
+        return os.path.exists(self.path(rel))
+
+    def record(self, rel: str, **info) -> None:
+        from .outputs import write_json
+
+        m = self.manifest()
+        m[rel] = {"sha256": sha256_of(self.path(rel)), "bytes": os.path.getsize(self.path(rel)), **info}
+        write_json(dict(sorted(m.items())), self.manifest_path)
+
+
+def resolve(key: str, resource: str) -> dict:
+    """Find a resource of a known dataset through the data.gouv API: ``url``, ``title``, ``checksum``."""
+    slug, titles = DATASETS[key]
+    url = f"{api_base()}/datasets/{slug}/"
+    meta = get_json(url)
+    want = titles[resource].lower()
+    found = [r for r in meta.get("resources", []) if want in (r.get("title") or "").lower()
+             or want in os.path.basename(r.get("url") or "").lower()]
+    if not found:
+        raise DownloadError(f"{url}: no resource matching {titles[resource]!r} in dataset {slug}")
+    found.sort(key=lambda r: (r.get("last_modified") or "", r.get("title") or ""), reverse=True)
+    r = found[0]
+    return {"url": r["url"], "title": r.get("title"), "checksum": r.get("checksum"),
+            "filesize": r.get("filesize"), "last_modified": r.get("last_modified"), "dataset": url}
+
+
+def _today() -> str:
+    return _dt.date.today().isoformat()
+
+
+def _commune_filter(dept: str, columns=("code_commune_ref", "code_commune", "code_insee")):
+    """``make_keep(header)`` for :func:`_http.stream_filtered`: keep rows whose commune is in *dept*."""
+
+    def make_keep(header: bytes):
+        text = header.decode("utf-8-sig", "replace")
+        sep = max((";", ",", "\t"), key=text.count)
+        names = [n.strip().strip('"').lower() for n in next(csv.reader([text], delimiter=sep))]
+        idx = next((names.index(c) for c in columns if c in names), None)
+        if idx is None:
+            raise DownloadError(f"no commune column in the header ({', '.join(names[:10])})")
+        bsep = sep.encode()
+
+        def keep(line: bytes) -> bool:
+            if b'"' in line:
+                fields = next(csv.reader([line.decode("utf-8", "replace")], delimiter=sep))
+            else:
+                fields = line.decode("utf-8", "replace").split(bsep.decode())
+            code = codes.normalise_commune(fields[idx]) if idx < len(fields) else None
+            return code is not None and codes.dept_of_commune(code) == dept
+
+        return keep
+
+    return make_keep
+
+
+def _missing(rel_cut: str, national_hint: str, url_hint: str, cache: Cache):
+    return MissingSourceError(
+        f"{cache.path(rel_cut)} is not in the cache and --offline forbids downloading it",
+        hint=f"download {url_hint} and put it at {cache.path(national_hint)} (it is cut to the département "
+             f"on the next run), or run without --offline")
+
+
+def fetch_reu(dept: str, cache: Cache = Cache(), offline: bool = False, progress: bool = True) -> dict:
+    """The REU address and BV tables cut to *dept*: ``{"table-adresses-reu": path, "table-bv-reu": path}``.
+
+    A national file put by hand at ``data/raw/reu/<table>.csv`` (or ``.csv.gz``) is cut locally; otherwise the
+    national file is streamed from data.gouv.fr and only the département's rows are kept.
+    """
+    dept = codes.normalise_dept(dept)
+    out = {}
+    for table in ("table-adresses-reu", "table-bv-reu"):
+        rel = f"reu/{table}_{dept}.csv"
+        if cache.has(rel):
+            out[table] = cache.path(rel)
+            continue
+        local = next((f"reu/{table}{ext}" for ext in (".csv", ".csv.gz") if cache.has(f"reu/{table}{ext}")), None)
+        if local:
+            info = _cut_local(cache.path(local), cache.path(rel), _commune_filter(dept))
+            cache.record(rel, source=local, fetched=_today(), rows=info["kept"])
+        elif offline:
+            raise _missing(rel, f"reu/{table}.csv",
+                           f"the resource '{table}' of {api_base()}/datasets/{DATASETS['reu'][0]}/", cache)
+        else:
+            res = resolve("reu", table)
+            os.makedirs(os.path.dirname(cache.path(rel)), exist_ok=True)
+            info = stream_filtered(res["url"], cache.path(rel), _commune_filter(dept), progress=progress)
+            _verify(res, info, cache.path(rel))
+            cache.record(rel, url=res["url"], source_sha256=info["sha256"], fetched=_today(), rows=info["kept"],
+                         last_modified=res.get("last_modified"))
+        out[table] = cache.path(rel)
+    return out
+
+
+def _verify(res: dict, info: dict, dest: str):
+    cs = res.get("checksum") or {}
+    if cs.get("type") == "sha256" and info.get("sha256") and cs.get("value") != info["sha256"]:
+        os.remove(dest)
+        raise DownloadError(f"{res['url']}: checksum mismatch (sha256 {info['sha256']}, expected {cs['value']})")
+
+
+def _cut_local(src: str, dest: str, make_keep) -> dict:
+    import gzip
+
+    from .outputs import atomic_write
+
+    opener = gzip.open if src.endswith(".gz") else open
+    counts = {"kept": 0, "lines": 0}
+
+    def write(tmp):
+        with opener(src, "rb") as fin, open(tmp, "wb") as fout:
+            header = fin.readline()
+            fout.write(header)
+            keep = make_keep(header.rstrip(b"\r\n"))
+            for line in fin:
+                counts["lines"] += 1
+                if line.strip() and keep(line.rstrip(b"\r\n")):
+                    fout.write(line)
+                    counts["kept"] += 1
+
+    atomic_write(dest, write)
+    return counts
+
+
+def fetch_file(key: str, resource: str, rel: str, cache: Cache = Cache(), offline: bool = False,
+               progress: bool = True) -> str:
+    """Download a whole resource once into the cache (verified against the API's sha256 when given)."""
+    if cache.has(rel):
+        return cache.path(rel)
+    if offline:
+        raise MissingSourceError(
+            f"{cache.path(rel)} is not in the cache and --offline forbids downloading it",
+            hint=f"download the resource '{DATASETS[key][1][resource]}' of "
+                 f"{api_base()}/datasets/{DATASETS[key][0]}/ and put it at {cache.path(rel)}")
+    res = resolve(key, resource)
+    os.makedirs(os.path.dirname(cache.path(rel)), exist_ok=True)
+    cs = res.get("checksum") or {}
+    download(res["url"], cache.path(rel), sha256=cs.get("value") if cs.get("type") == "sha256" else None,
+             size=res.get("filesize"), progress=progress)
+    cache.record(rel, url=res["url"], fetched=_today(), last_modified=res.get("last_modified"))
+    return cache.path(rel)
+
+
+def fetch_all(dept: str, cache: Cache = Cache(), offline: bool = False, progress: bool = True) -> dict:
+    """Everything ``build --dept`` needs: REU tables, communes and constituencies files."""
+    dept = codes.normalise_dept(dept)
+    out = fetch_reu(dept, cache, offline, progress)
+    out["communes"] = fetch_file("communes", "communes", "communes/communes.geojson", cache, offline, progress)
+    out["circonscriptions"] = fetch_file("circonscriptions", "circonscriptions",
+                                         "circonscriptions/circonscriptions.geojson", cache, offline, progress)
+    return out

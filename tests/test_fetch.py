@@ -1,0 +1,238 @@
+"""Downloads against a local HTTP server on 127.0.0.1 serving fixtures built from ../shared/data, with faults."""
+
+import gzip
+import hashlib
+import json
+import os
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pandas as pd
+import pytest
+
+from conftest import data
+from decoupage_bv import fetch
+from decoupage_bv._errors import DownloadError, MissingSourceError
+from decoupage_bv._http import download, stream_filtered
+
+
+class Server:
+    """Serves ``files`` (path → bytes) with Range support; ``faults`` (path → list of modes) are used up in order:
+    ``drop`` closes the connection half-way, ``500`` answers an error, ``norange`` ignores Range."""
+
+    def __init__(self):
+        self.files, self.faults, self.log = {}, {}, []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def do_GET(self):
+                path = self.path.split("?")[0]
+                outer.log.append((path, self.headers.get("Range")))
+                body = outer.files.get(path)
+                if body is None:
+                    self.send_response(404)
+                    self.end_headers()
+                    return
+                if callable(body):
+                    body = body()
+                fault = outer.faults.get(path, [])
+                mode = fault.pop(0) if fault else None
+                if mode == "500":
+                    self.send_response(500)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                start = 0
+                rng = self.headers.get("Range")
+                if rng and mode != "norange":
+                    start = int(rng.split("=")[1].split("-")[0])
+                    self.send_response(206)
+                    self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+                else:
+                    self.send_response(200)
+                chunk = body[start:]
+                self.send_header("Content-Length", str(len(chunk)))
+                self.end_headers()
+                if mode == "drop":
+                    self.wfile.write(chunk[: len(chunk) // 2])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
+                self.wfile.write(chunk)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+
+
+@pytest.fixture()
+def server():
+    s = Server()
+    yield s
+    s.close()
+
+
+def _national_roll() -> bytes:
+    """The real Finistère sample plus the same rows moved to Haute-Garonne, as one 'national' file."""
+    df = pd.read_csv(data("reu", "29_reu2022_sample_3communes.csv"), dtype=str)
+    other = df.assign(code_commune_ref=df["code_commune_ref"].str.replace("^29", "31", regex=True),
+                      id_brut_bv_reu=df["id_brut_bv_reu"].str.replace("^29", "31", regex=True))
+    return pd.concat([df, other]).to_csv(index=False).encode()
+
+
+def _api(server, resources):
+    for slug, res in resources.items():
+        server.files[f"/api/1/datasets/{slug}/"] = json.dumps({"resources": res}).encode()
+
+
+def _no_partial_left(root):
+    for dirpath, _, files in os.walk(root):
+        if ".partial" in dirpath:
+            continue
+        for f in files:
+            assert not f.endswith((".part", ".tmp")), f
+
+
+def test_download_resumes_after_drop_and_retries_500(server, tmp_path):
+    body = _national_roll()
+    server.files["/f.csv"] = body
+    server.faults["/f.csv"] = ["500", "drop", "drop"]
+    dest = tmp_path / "raw" / "f.csv"
+    dest.parent.mkdir()
+    download(server.url + "/f.csv", str(dest), sha256=hashlib.sha256(body).hexdigest(), backoff=0.01,
+             progress=False)
+    assert dest.read_bytes() == body
+    ranges = [r for p, r in server.log if p == "/f.csv"]
+    assert ranges[0] is None and ranges[-1] is not None and ranges[-1].startswith("bytes=")  # resumed, not restarted
+    assert not os.listdir(tmp_path / "raw" / ".partial")
+
+
+def test_download_server_ignoring_range_restarts_cleanly(server, tmp_path):
+    body = os.urandom(300_000)
+    server.files["/b.bin"] = body
+    server.faults["/b.bin"] = ["drop", "norange"]
+    dest = tmp_path / "b.bin"
+    download(server.url + "/b.bin", str(dest), backoff=0.01, progress=False)
+    assert dest.read_bytes() == body
+
+
+def test_wrong_checksum_and_truncated_gzip_leave_nothing(server, tmp_path):
+    body = _national_roll()
+    server.files["/f.csv"] = body
+    with pytest.raises(DownloadError, match="checksum mismatch"):
+        download(server.url + "/f.csv", str(tmp_path / "f.csv"), sha256="0" * 64, progress=False)
+    gz = gzip.compress(body)
+    server.files["/t.csv.gz"] = gz[: len(gz) // 2]
+    with pytest.raises(DownloadError, match="truncated gzip"):
+        download(server.url + "/t.csv.gz", str(tmp_path / "t.csv.gz"), progress=False)
+    assert sorted(os.listdir(tmp_path)) == [".partial"] and not os.listdir(tmp_path / ".partial")
+    with pytest.raises(DownloadError, match="truncated gzip"):
+        stream_filtered(server.url + "/t.csv.gz", str(tmp_path / "cut.csv"), fetch._commune_filter("29"),
+                        backoff=0.01, progress=False)
+    assert sorted(os.listdir(tmp_path)) == [".partial"] and not os.listdir(tmp_path / ".partial")
+
+
+def test_give_up_after_retries_then_resume_next_run(server, tmp_path):
+    body = _national_roll()
+    server.files["/f.csv"] = body
+    server.faults["/f.csv"] = ["drop"] + ["500"] * 3
+    dest = tmp_path / "cut.csv"
+    with pytest.raises(DownloadError, match="run again to resume"):
+        stream_filtered(server.url + "/f.csv", str(dest), fetch._commune_filter("29"), retries=3, backoff=0.01,
+                        progress=False)
+    assert not dest.exists()
+    info = stream_filtered(server.url + "/f.csv", str(dest), fetch._commune_filter("29"), backoff=0.01,
+                           progress=False)
+    assert info["kept"] == 12335
+    got = pd.read_csv(dest, dtype=str)
+    assert len(got) == 12335 and got["code_commune_ref"].str.startswith("29").all()
+    assert server.log[-1][1] is not None  # the second run resumed with a Range request
+
+
+def test_fetch_reu_through_api_cut_to_dept_gzip(server, tmp_path):
+    body = _national_roll()
+    server.files["/reu/table-adresses-reu.csv.gz"] = gzip.compress(body)
+    server.faults["/reu/table-adresses-reu.csv.gz"] = ["drop"]
+    bv = b"id_brut_bv_reu,code_commune,code,libelle_reu,id_brut_miom\n29039_1,29039,1,Mairie,29039_0001\n" \
+         b"31039_1,31039,1,Mairie,31039_0001\n"
+    server.files["/reu/table-bv-reu.csv"] = bv
+    _api(server, {"bureaux-de-vote-et-adresses-de-leurs-electeurs": [
+        {"title": "table-adresses-reu.csv.gz", "url": server.url + "/reu/table-adresses-reu.csv.gz",
+         "last_modified": "2024-05-01"},
+        {"title": "table-bv-reu.csv", "url": server.url + "/reu/table-bv-reu.csv",
+         "checksum": {"type": "sha256", "value": hashlib.sha256(bv).hexdigest()}}]})
+    os.environ["DECOUPAGE_BV_DATAGOUV_API"] = server.url + "/api/1"
+    try:
+        cache = fetch.Cache(str(tmp_path / "raw"))
+        out = fetch.fetch_reu("29", cache, progress=False)
+    finally:
+        del os.environ["DECOUPAGE_BV_DATAGOUV_API"]
+    roll = pd.read_csv(out["table-adresses-reu"], dtype=str)
+    assert len(roll) == 12335 and set(roll["code_commune_ref"]) == {"29039", "29046", "29116"}
+    assert pd.read_csv(out["table-bv-reu"], dtype=str)["id_brut_miom"].tolist() == ["29039_0001"]
+    m = cache.manifest()
+    assert m["reu/table-adresses-reu_29.csv"]["url"].endswith("table-adresses-reu.csv.gz")
+    assert m["reu/table-adresses-reu_29.csv"]["source_sha256"] == hashlib.sha256(
+        server.files["/reu/table-adresses-reu.csv.gz"]).hexdigest()
+    _no_partial_left(tmp_path)
+    # cached: a second call makes no request
+    n = len(server.log)
+    fetch.fetch_reu("29", cache, offline=True, progress=False)
+    assert len(server.log) == n
+
+
+def test_offline_says_what_to_put_where(tmp_path):
+    cache = fetch.Cache(str(tmp_path / "raw"))
+    with pytest.raises(MissingSourceError) as err:
+        fetch.fetch_reu("31", cache, offline=True, progress=False)
+    assert "reu/table-adresses-reu_31.csv" in str(err.value)
+    assert "table-adresses-reu.csv" in err.value.hint and "datasets/bureaux-de-vote" in err.value.hint
+    # a national file put there by hand is cut locally, offline
+    (tmp_path / "raw" / "reu").mkdir(parents=True)
+    (tmp_path / "raw" / "reu" / "table-adresses-reu.csv").write_bytes(_national_roll())
+    (tmp_path / "raw" / "reu" / "table-bv-reu.csv").write_bytes(b"id_brut_bv_reu,code_commune\n31039_1,31039\n")
+    out = fetch.fetch_reu("31", cache, offline=True, progress=False)
+    assert set(pd.read_csv(out["table-adresses-reu"], dtype=str)["code_commune_ref"].str[:2]) == {"31"}
+
+
+def test_build_dept_with_nothing_but_the_dept(server, tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from decoupage_bv.cli import main
+
+    server.files["/reu/adresses.csv"] = _national_roll()
+    server.files["/reu/bv.csv"] = b"id_brut_bv_reu,code_commune,id_brut_miom\n29039_1,29039,29039_0001\n"
+    with open(data("communes", "29_communes_adminexpress2018.geojson"), "rb") as fh:
+        server.files["/osm/communes.geojson"] = fh.read()
+    with open(data("circonscriptions", "29_circonscriptions_2024.geojson"), "rb") as fh:
+        server.files["/circ/circonscriptions.geojson"] = fh.read()
+    _api(server, {
+        "bureaux-de-vote-et-adresses-de-leurs-electeurs": [
+            {"title": "table-adresses-reu", "url": server.url + "/reu/adresses.csv"},
+            {"title": "table-bv-reu", "url": server.url + "/reu/bv.csv"}],
+        "decoupage-administratif-communal-francais-issu-d-openstreetmap": [
+            {"title": "communes (GeoJSON)", "url": server.url + "/osm/communes.geojson"}],
+        "contours-geographiques-des-circonscriptions-legislatives": [
+            {"title": "circonscriptions-legislatives", "url": server.url + "/circ/circonscriptions.geojson"}]})
+    monkeypatch.setenv("DECOUPAGE_BV_DATAGOUV_API", server.url + "/api/1")
+    monkeypatch.chdir(tmp_path)
+    res = CliRunner().invoke(main, ["build", "--dept", "29", "-q", "-j", "1"])
+    assert res.exit_code == 0, res.output
+    import geopandas as gpd
+
+    g = gpd.read_file(tmp_path / "data" / "out" / "bv_29.gpkg")
+    assert g["code_bv"].notna().sum() == 31 and set(g["circonscription"].dropna()) >= {"29-08", "29-07", "29-04"}
+    manifest = json.loads((tmp_path / "data" / "raw" / "manifest.json").read_text())
+    assert set(manifest) == {"reu/table-adresses-reu_29.csv", "reu/table-bv-reu_29.csv",
+                             "communes/communes.geojson", "circonscriptions/circonscriptions.geojson"}
+    # offline from now on: works from the cache; an empty cache says what to put where
+    res = CliRunner().invoke(main, ["build", "--dept", "29", "-q", "-j", "1", "--offline"])
+    assert res.exit_code == 0, res.output
+    res = CliRunner().invoke(main, ["fetch", "--dept", "31", "--offline", "--cache", str(tmp_path / "empty")])
+    assert res.exit_code == 1 and "Hint: download" in res.output and "table-adresses-reu.csv" in res.output
