@@ -140,6 +140,34 @@ def _summary(report, files, seconds):
 
 
 @main.command()
+@click.argument("input_csv", type=click.Path(exists=True, dir_okay=False))
+@click.option("--columns", "columns", multiple=True, required=True,
+              help="Address column(s), joined in this order (e.g. --columns adresse --columns cp --columns ville).")
+@click.option("--postcode", help="Postcode column, used as a filter by the geocoder.")
+@click.option("--citycode", help="Expected INSEE code column: used as a filter, and answers elsewhere are flagged.")
+@click.option("--url", default="https://api-adresse.data.gouv.fr", show_default=True,
+              help="BAN API, or a self-hosted addok with addok-csv (e.g. http://127.0.0.1:7878).")
+@click.option("--min-score", type=float, default=0.5, show_default=True, help="Flag answers below this score.")
+@click.option("--chunk", type=int, default=2000, show_default=True, help="Rows per request.")
+@click.option("--output", "-o", required=True, type=click.Path(dir_okay=False), help="Geocoded CSV.")
+@quiet_option
+@_errors_to_click
+def geocode(input_csv, columns, postcode, citycode, url, min_score, chunk, output, quiet):
+    """Geocode a raw address list (BAN /search/csv/ protocol); flags unusable answers in geo_reject.
+
+    Build from the result with --col lon=longitude --col lat=latitude --col geo_type=result_type
+    --col geo_score=result_score --col citycode=result_citycode.
+    """
+    from .geocode import geocode_file
+
+    counts = geocode_file(input_csv, list(columns), output, url=url, postcode=postcode, citycode=citycode,
+                          min_score=min_score, chunk_rows=chunk, progress=not quiet)
+    if not quiet:
+        click.echo("rows: " + ", ".join(f"{k or 'usable'} {v}" for k, v in counts.items()), err=True)
+        click.echo(f"wrote {output}", err=True)
+
+
+@main.command()
 @click.option("--dept", required=True, help="Département: 01…95, 2A, 2B, 971…976.")
 @cache_options
 @quiet_option

@@ -1,0 +1,133 @@
+"""Geocode raw address lists through a BAN-compatible ``/search/csv/`` endpoint.
+
+The national BAN API (``api-adresse.data.gouv.fr``) and a self-hosted addok with the ``addok-csv`` plugin
+speak the same protocol: a CSV posted in chunks, answered with ``latitude``, ``longitude``, ``result_score``,
+``result_type``, ``result_citycode``… Rows found with a low score, only at the commune (``municipality``),
+or in another commune than expected are flagged in ``geo_reject`` and left out of tessellation by ``build``.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+
+import numpy as np
+import pandas as pd
+import requests
+
+from . import codes
+from ._errors import DownloadError, InputError
+from ._http import USER_AGENT
+
+BAN_URL = "https://api-adresse.data.gouv.fr"
+RESULT_COLUMNS = ["latitude", "longitude", "result_label", "result_score", "result_type", "result_id",
+                  "result_housenumber", "result_name", "result_street", "result_postcode", "result_city",
+                  "result_citycode"]
+
+
+def _post(url: str, body: bytes, form: list, retries: int, backoff: float, timeout: float) -> str:
+    last = None
+    for attempt in range(retries + 1):
+        try:
+            r = requests.post(url, files={"data": ("chunk.csv", body, "text/csv")}, data=form, timeout=timeout,
+                              headers={"User-Agent": USER_AGENT})
+            if r.status_code == 200:
+                return r.content.decode("utf-8-sig")
+            if r.status_code < 500 and r.status_code != 429:
+                raise DownloadError(f"{url}: HTTP {r.status_code}: {r.text[:200].strip()}")
+            last = f"HTTP {r.status_code}"
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            last = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        time.sleep(backoff * 2 ** attempt)
+    raise DownloadError(f"{url}: failed after {retries + 1} attempts ({last})")
+
+
+def geocode(df: pd.DataFrame, columns: list[str], url: str = BAN_URL, postcode: str | None = None,
+            citycode: str | None = None, chunk_rows: int = 2000, min_interval: float = 0.2, retries: int = 4,
+            backoff: float = 1.0, timeout: float = 300, progress: bool = False) -> pd.DataFrame:
+    """Geocode *df* on the concatenation of *columns*; returns *df* with the ``result_*`` columns added.
+
+    *postcode* / *citycode* name columns used as filters by the geocoder. Chunks of *chunk_rows* are posted
+    at most every *min_interval* seconds, retried with exponential backoff on 429/5xx and lost connections.
+    """
+    missing = [c for c in columns + [c for c in (postcode, citycode) if c] if c not in df.columns]
+    if missing:
+        raise InputError(f"geocode: column(s) {missing} not found; columns are {list(df.columns)}")
+    endpoint = url.rstrip("/") + "/search/csv/"
+    form = [("columns", c) for c in columns]
+    if postcode:
+        form.append(("postcode", postcode))
+    if citycode:
+        form.append(("citycode", citycode))
+    send = [*columns, *[c for c in (postcode, citycode) if c and c not in columns]]
+    out = []
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(df), unit="row", desc="geocoding", leave=False)
+    last_post = 0.0
+    for start in range(0, len(df), chunk_rows):
+        chunk = df.iloc[start:start + chunk_rows]
+        payload = chunk[send].fillna("").astype(str).assign(_rowid=np.arange(start, start + len(chunk)))
+        wait = min_interval - (time.monotonic() - last_post)
+        if wait > 0:
+            time.sleep(wait)
+        last_post = time.monotonic()
+        text = _post(endpoint, payload.to_csv(index=False).encode("utf-8"), form, retries, backoff, timeout)
+        got = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+        if "_rowid" not in got or len(got) != len(chunk):
+            raise DownloadError(f"{endpoint}: answer of {len(got)} rows for a chunk of {len(chunk)}")
+        out.append(got)
+        if bar:
+            bar.update(len(chunk))
+    if bar:
+        bar.close()
+    res = pd.concat(out, ignore_index=True) if out else pd.DataFrame(columns=["_rowid"])
+    res = res.set_index(res["_rowid"].astype(int)).sort_index()
+    result = df.reset_index(drop=True).copy()
+    for c in RESULT_COLUMNS:
+        result[c] = res[c].to_numpy() if c in res else ""
+    return result
+
+
+def flag(df: pd.DataFrame, min_score: float = 0.5, expected_citycode: pd.Series | None = None) -> pd.Series:
+    """Why each geocoded row must not seed a tessellation ('' when it may): not_found, low_score,
+    municipality, other_commune."""
+    score = pd.to_numeric(df["result_score"], errors="coerce")
+    reason = pd.Series("", index=df.index, dtype=object)
+    reason[score.isna() | (df["result_type"].fillna("") == "")] = "not_found"
+    reason[(reason == "") & (score < min_score)] = "low_score"
+    reason[(reason == "") & df["result_type"].isin(["municipality", "city", "town"])] = "municipality"
+    if expected_citycode is not None:
+        exp = expected_citycode.map(codes.normalise_commune)
+        got = df["result_citycode"].map(codes.normalise_commune)
+        other = (reason == "") & exp.notna() & (exp != got)
+        reason[other] = "other_commune"
+    return reason
+
+
+#: Roll column roles of a file written by :func:`geocode_file`, for :func:`sources.read_roll`.
+GEOCODED_ROLES = {"lon": "longitude", "lat": "latitude", "geo_type": "result_type", "geo_score": "result_score",
+                  "citycode": "result_citycode"}
+
+
+def geocode_file(path: str, columns: list[str], output: str, url: str = BAN_URL, postcode: str | None = None,
+                 citycode: str | None = None, min_score: float = 0.5, chunk_rows: int = 2000,
+                 progress: bool = True) -> dict:
+    """Geocode a CSV (any separator, UTF-8 or Latin-1) into *output* with ``result_*`` and ``geo_reject``
+    columns; returns counts of rows by ``geo_reject`` reason ('' = usable)."""
+    from .outputs import write_csv
+    from .sources import sniff_csv
+
+    encoding, sep = sniff_csv(path)
+    try:
+        df = pd.read_csv(path, sep=sep, encoding=encoding, dtype=str, keep_default_na=False)
+    except (UnicodeDecodeError, pd.errors.ParserError, ValueError) as exc:
+        raise InputError(f"{path}: not a readable CSV ({str(exc).splitlines()[0]})") from None
+    df = df.drop(columns=[c for c in RESULT_COLUMNS if c in df.columns])
+    got = geocode(df, list(columns), url=url, postcode=postcode, citycode=citycode, chunk_rows=chunk_rows,
+                  progress=progress)
+    got["geo_reject"] = flag(got, min_score, got[citycode] if citycode else None)
+    write_csv(got, output)
+    return got["geo_reject"].value_counts().sort_index().to_dict()
