@@ -3,6 +3,8 @@
     python bench/bench.py paris        # build Paris 1er–10e from paris_dev/roll.csv: time, memory
     python bench/bench.py dept31       # ~300 k synthetic addresses over the 586 communes of 31: time, memory
     python bench/bench.py accuracy     # Paris 1er–10e, 20 % of addresses left out, 5 folds
+    python bench/bench.py noise        # the same with 2 % of addresses moved 30 m and 1 % given a neighbouring BV
+    python bench/bench.py all --method streets   # the street-aware method (paris_dev street axes)
     python bench/bench.py all
 
 Each case runs in its own process so that peak memory is its own. Data: ../shared/data (or $DECOUPAGE_BV_DATA).
@@ -40,7 +42,7 @@ def case_paris(method: str) -> dict:
 
     t = time.perf_counter()
     r = build(os.path.join(DATA, "paris_dev", "roll.csv"), os.path.join(DATA, "paris_dev", "communes.geojson"),
-              params=Params(method=method))
+              params=Params(method=method), streets=os.path.join(DATA, "paris_dev", "streets_from_intersections.geojson"))
     return {"case": "paris", "method": method, "addresses": r.report["counts"]["address_rows"],
             "bv": r.report["counts"]["bv_drawn"], "seconds": round(time.perf_counter() - t, 2),
             "peak_mb": round(_peak_mb())}
@@ -88,15 +90,54 @@ def case_dept31(method: str) -> dict:
     from decoupage_bv import Params, build
 
     roll, com = synth_dept31()
+    streets = None
+    if method == "streets":  # no real network here: a 250 m grid over the département
+        import geopandas as gpd
+        import shapely
+
+        minx, miny, maxx, maxy = com.to_crs(2154).total_bounds
+        lines = [shapely.LineString([(x, miny), (x, maxy)]) for x in np.arange(minx, maxx, 250.0)]
+        lines += [shapely.LineString([(minx, y), (maxx, y)]) for y in np.arange(miny, maxy, 250.0)]
+        streets = gpd.GeoDataFrame(geometry=lines, crs=2154)
     t = time.perf_counter()
-    r = build(roll, com, dept="31", params=Params(method=method, jobs=2))
+    r = build(roll, com, dept="31", params=Params(method=method, jobs=2), streets=streets)
     return {"case": "dept31_synthetic", "method": method, "addresses": len(roll), "communes": len(com),
             "bv": r.report["counts"]["bv_drawn"], "seconds": round(time.perf_counter() - t, 2),
             "peak_mb": round(_peak_mb())}
 
 
-def case_accuracy(method: str, folds: int = 5, seed: int = 0) -> dict:
-    """K-fold: each fold leaves out 1/k of the addresses (20 % for k = 5), builds, scores."""
+def add_noise(roll: pd.DataFrame, moved: float = 0.02, distance: float = 30.0, relabelled: float = 0.01,
+              seed: int = 0) -> pd.DataFrame:
+    """Geocoding noise: *moved* of the addresses shifted *distance* m in a random direction, *relabelled* of
+    them given the BV of their nearest address of another BV (a neighbouring BV)."""
+    from pyproj import Transformer
+    from scipy.spatial import cKDTree
+
+    rng = np.random.default_rng(seed)
+    out = roll.copy()
+    to_m = Transformer.from_crs(4326, 2154, always_xy=True)
+    to_deg = Transformer.from_crs(2154, 4326, always_xy=True)
+    x, y = to_m.transform(out["lon"].astype(float).to_numpy(), out["lat"].astype(float).to_numpy())
+    n = len(out)
+    move = rng.random(n) < moved
+    angle = rng.uniform(0, 2 * np.pi, n)
+    x2, y2 = np.where(move, x + distance * np.cos(angle), x), np.where(move, y + distance * np.sin(angle), y)
+    lon, lat = to_deg.transform(x2, y2)
+    out["lon"], out["lat"] = np.round(lon, 7).astype(str), np.round(lat, 7).astype(str)
+    relabel = np.flatnonzero(rng.random(n) < relabelled)
+    tree = cKDTree(np.c_[x, y])
+    bv = out["bv"].to_numpy()
+    _, idx = tree.query(np.c_[x, y][relabel], k=min(64, n))
+    for i, cand in zip(relabel, idx):
+        other = [j for j in cand if bv[j] != bv[i] and out["commune"].iat[j] == out["commune"].iat[i]]
+        if other:
+            out.iat[i, out.columns.get_loc("bv")] = bv[other[0]]
+    return out
+
+
+def case_accuracy(method: str, folds: int = 5, seed: int = 0, noise: bool = False, purity: float = 0.75) -> dict:
+    """K-fold: each fold leaves out 1/k of the addresses (20 % for k = 5), builds, scores on clean labels.
+    With *noise*, the addresses built from carry geocoding noise (:func:`add_noise`)."""
     from decoupage_bv import Params, build
     from decoupage_bv.evaluate import evaluate
 
@@ -104,12 +145,16 @@ def case_accuracy(method: str, folds: int = 5, seed: int = 0) -> dict:
     fold = np.random.default_rng(seed).integers(0, folds, size=len(roll))
     official = os.path.join(DATA, "paris_dev", "official.geojson")
     com = os.path.join(DATA, "paris_dev", "communes.geojson")
+    streets = os.path.join(DATA, "paris_dev", "streets_from_intersections.geojson")
     scores = []
     for k in range(folds):
-        r = build(roll[fold != k], com, params=Params(method=method))
+        train = add_noise(roll[fold != k], seed=seed + k) if noise else roll[fold != k]
+        r = build(train, com, params=Params(method=method, block_purity=purity), streets=streets)
         scores.append(evaluate(r.polygons, official, test_addresses=roll[fold == k]))
     keys = ["area_agreement", "v_measure", "address_accuracy"]
-    out = {"case": "accuracy_paris_5fold", "method": method}
+    out = {"case": "accuracy_paris_5fold" + ("_noisy" if noise else ""), "method": method}
+    if method == "streets":
+        out["block_purity"] = purity
     for key in keys:
         v = np.array([s[key] for s in scores])
         out[key] = round(float(v.mean()), 4)
@@ -117,7 +162,9 @@ def case_accuracy(method: str, folds: int = 5, seed: int = 0) -> dict:
     return out
 
 
-CASES = {"paris": case_paris, "dept31": case_dept31, "accuracy": case_accuracy}
+CASES = {"paris": case_paris, "dept31": case_dept31, "accuracy": case_accuracy,
+         "noise": lambda method: case_accuracy(method, noise=True),
+         "purity": lambda method: [case_accuracy("streets", noise=True, purity=p) for p in (0.6, 0.75, 0.9)]}
 
 
 def main(argv=None):

@@ -61,6 +61,10 @@ def tessellation_options(fn):
                      help="Metres a point may lie outside its commune."),
         click.option("--fragment-max-addresses", type=int, default=d.fragment_max_addresses, show_default=True,
                      help="A detached piece of a BV with at most this many addresses goes to a neighbour."),
+        click.option("--method", type=click.Choice(["auto", "voronoi", "streets"]), default=d.method,
+                     show_default=True, help="auto: streets when --streets is given, else voronoi."),
+        click.option("--block-purity", type=float, default=d.block_purity, show_default=True,
+                     help="streets: a block goes whole to a BV holding this share of its addresses."),
         click.option("--jobs", "-j", type=int, default=d.jobs, show_default=True, help="Worker processes."),
     ]
     for opt in reversed(opts):
@@ -68,9 +72,10 @@ def tessellation_options(fn):
     return fn
 
 
-def _params(geo_types, min_score, outside_tolerance, fragment_max_addresses, jobs) -> Params:
+def _params(geo_types, min_score, outside_tolerance, fragment_max_addresses, method, block_purity, jobs) -> Params:
     return Params(geo_types=tuple(t.strip() for t in geo_types.split(",") if t.strip()), min_score=min_score,
-                  outside_tolerance=outside_tolerance, fragment_max_addresses=fragment_max_addresses, jobs=jobs)
+                  outside_tolerance=outside_tolerance, fragment_max_addresses=fragment_max_addresses,
+                  method=method, block_purity=block_purity, jobs=jobs)
 
 
 @click.group()
@@ -95,13 +100,15 @@ def main():
               help="Roll column for a role: bv, commune, commune_name, lon, lat, geo_type, geo_score, count, citycode.")
 @click.option("--commune-code-column", help="INSEE code column of the outlines (detected by default).")
 @click.option("--commune-name-column", help="Name column of the outlines (detected by default).")
+@click.option("--streets", type=click.Path(exists=True, dir_okay=False),
+              help="Street (and barrier) lines: BV limits then follow them (method streets).")
 @cache_options
 @tessellation_options
 @quiet_option
 @_errors_to_click
 def build(dept, addresses, communes, circonscriptions, bv_table, outputs, cols, commune_code_column,
-          commune_name_column, cache, offline, geo_types, min_score, outside_tolerance, fragment_max_addresses, jobs,
-          quiet):
+          commune_name_column, streets, cache, offline, geo_types, min_score, outside_tolerance,
+          fragment_max_addresses, method, block_purity, jobs, quiet):
     """Build BV polygons for a département (inputs not given are fetched and cached)."""
     from .codes import normalise_dept
     from .pipeline import build as run_build
@@ -120,8 +127,8 @@ def build(dept, addresses, communes, circonscriptions, bv_table, outputs, cols, 
     result = run_build(addresses, communes, dept=dept, circonscriptions=circonscriptions, columns=_parse_cols(cols),
                        commune_code_column=commune_code_column, commune_name_column=commune_name_column,
                        bv_table=bv_table, params=_params(geo_types, min_score, outside_tolerance,
-                                                         fragment_max_addresses, jobs),
-                       progress=not quiet)
+                                                         fragment_max_addresses, method, block_purity, jobs),
+                       progress=not quiet, streets=streets)
     files = result.write(*outputs)
     if not quiet:
         _summary(result.report, files, time.perf_counter() - t0)
@@ -213,13 +220,15 @@ def _print_scores(scores, as_json):
 @tessellation_options
 @quiet_option
 @_errors_to_click
-def demo(out_dir, as_json, geo_types, min_score, outside_tolerance, fragment_max_addresses, jobs, quiet):
+def demo(out_dir, as_json, geo_types, min_score, outside_tolerance, fragment_max_addresses, method, block_purity,
+         jobs, quiet):
     """Run the whole chain offline on a synthetic territory and print its evaluation."""
     from .demo import run_demo
 
     t0 = time.perf_counter()
     result, scores, files = run_demo(out_dir, _params(geo_types, min_score, outside_tolerance,
-                                                      fragment_max_addresses, jobs), progress=not quiet)
+                                                      fragment_max_addresses, method, block_purity, jobs),
+                                     progress=not quiet)
     if not quiet:
         _summary(result.report, files, time.perf_counter() - t0)
     _print_scores(scores, as_json)

@@ -3,6 +3,7 @@
 Three square communes side by side with a street grid; each commune is cut into known polling stations
 along streets; addresses sit along the streets, labelled with the station they lie in, in the REU
 address-table format. A few rows are deliberately bad (no coordinates, commune-centroid geocoding).
+The street axes are written too, so the street-aware method runs.
 """
 
 from __future__ import annotations
@@ -26,21 +27,29 @@ _STREET = 100.0
 _ORIGIN = (640000.0, 6850000.0)  # Lambert-93, near Paris
 
 
+def _cuts(n: int) -> np.ndarray:
+    """Limits of *n* stations along one side, on street axes (the grid's streets are at 50, 150, … m)."""
+    inner = [_STREET / 2 + _STREET * round((i * _SIDE / n - _STREET / 2) / _STREET) for i in range(1, n)]
+    return np.array([0.0, *inner, _SIDE])
+
+
 def synthetic_territory(seed: int = 0):
-    """Return (roll DataFrame in REU columns, communes GeoDataFrame, official BV GeoDataFrame), WGS84."""
+    """Return (roll in REU columns, communes, official BVs, street lines), all WGS84."""
     rng = np.random.default_rng(seed)
-    com_rows, bv_rows, roll = [], [], []
+    com_rows, bv_rows, roll, lines = [], [], [], []
+    streets = np.arange(_STREET / 2, _SIDE, _STREET)
     for k, (code, nom, (nx, ny)) in enumerate(COMMUNES):
         x0, y0 = _ORIGIN[0] + k * _SIDE, _ORIGIN[1]
         com_rows.append((code, nom, shapely.box(x0, y0, x0 + _SIDE, y0 + _SIDE)))
+        lines += [shapely.LineString([(x0 + s, y0), (x0 + s, y0 + _SIDE)]) for s in streets]
+        lines += [shapely.LineString([(x0, y0 + s), (x0 + _SIDE, y0 + s)]) for s in streets]
+        cx, cy = _cuts(nx), _cuts(ny)
         for i in range(nx):
             for j in range(ny):
                 n = 1 + i * ny + j
                 bv_rows.append((code, f"{n:04d}", f"{code}_{n:04d}",
-                                shapely.box(x0 + i * _SIDE / nx, y0 + j * _SIDE / ny,
-                                            x0 + (i + 1) * _SIDE / nx, y0 + (j + 1) * _SIDE / ny)))
+                                shapely.box(x0 + cx[i], y0 + cy[j], x0 + cx[i + 1], y0 + cy[j + 1])))
         # addresses along the streets, both sides, 8 m off the axis
-        streets = np.arange(_STREET / 2, _SIDE, _STREET)
         along = np.arange(10.0, _SIDE, 25.0)
         for s in streets:
             for side in (-8.0, 8.0):
@@ -49,8 +58,8 @@ def synthetic_territory(seed: int = 0):
                     a = along[keep]
                     xs = x0 + (a if horizontal else np.full(len(a), s + side))
                     ys = y0 + (np.full(len(a), s + side) if horizontal else a)
-                    i = np.minimum((xs - x0) // (_SIDE / nx), nx - 1).astype(int)
-                    j = np.minimum((ys - y0) // (_SIDE / ny), ny - 1).astype(int)
+                    i = np.searchsorted(cx, xs - x0, side="right") - 1
+                    j = np.searchsorted(cy, ys - y0, side="right") - 1
                     for xx, yy, n in zip(xs, ys, 1 + i * ny + j):
                         roll.append((f"{code}_{n}", code, xx, yy, "housenumber", round(0.9 + 0.09 * rng.random(), 2),
                                      int(rng.integers(1, 4))))
@@ -68,13 +77,14 @@ def synthetic_territory(seed: int = 0):
     communes = gpd.GeoDataFrame(com_rows, columns=["code", "nom", "geometry"], crs="EPSG:2154").to_crs(4326)
     official = gpd.GeoDataFrame(bv_rows, columns=["code_insee", "code_bv", "id_bv", "geometry"],
                                 crs="EPSG:2154").to_crs(4326)
-    return df, communes, official
+    streets_gdf = gpd.GeoDataFrame({"geometry": lines}, crs="EPSG:2154").to_crs(4326)
+    return df, communes, official, streets_gdf
 
 
 def run_demo(out_dir: str = "data/out/demo", params: Params = Params(), progress: bool = False) -> tuple:
     """Write the synthetic inputs, build, write the outputs and evaluate; returns (BuildResult, scores, files)."""
     os.makedirs(out_dir, exist_ok=True)
-    roll, communes, official = synthetic_territory()
+    roll, communes, official, streets = synthetic_territory()
     rng = np.random.default_rng(1)
     test = rng.random(len(roll)) < 0.2
     roll_path = os.path.join(out_dir, "demo_adresses_reu.csv")
@@ -85,7 +95,9 @@ def run_demo(out_dir: str = "data/out/demo", params: Params = Params(), progress
     communes.to_file(com_path, driver="GeoJSON")
     off_path = os.path.join(out_dir, "demo_official.geojson")
     official.to_file(off_path, driver="GeoJSON")
-    result: BuildResult = build(roll_path, com_path, params=params, progress=progress)
+    streets_path = os.path.join(out_dir, "demo_streets.geojson")
+    streets.to_file(streets_path, driver="GeoJSON")
+    result: BuildResult = build(roll_path, com_path, params=params, progress=progress, streets=streets_path)
     outputs = [os.path.join(out_dir, f"bv_demo.{ext}") for ext in ("gpkg", "geojson", "shp")]
     files = result.write(*outputs)
     scores = evaluate(result.polygons, official, test_addresses=test_path)

@@ -62,7 +62,8 @@ def _infer_dept(roll: pd.DataFrame, dept: str | None) -> str | None:
 
 def build(addresses, communes, dept: str | None = None, circonscriptions=None, columns: dict | None = None,
           commune_code_column: str | None = None, commune_name_column: str | None = None,
-          bv_table: str | None = None, params: Params = Params(), progress: bool = False) -> BuildResult:
+          bv_table: str | None = None, params: Params = Params(), progress: bool = False,
+          streets=None) -> BuildResult:
     """Build polling-station polygons for one département (or whatever the inputs cover).
 
     Parameters
@@ -81,8 +82,16 @@ def build(addresses, communes, dept: str | None = None, circonscriptions=None, c
         INSEE ``table-bv-reu``: its ``id_brut_miom`` gives the Ministry's BV codes.
     progress : bool
         Show a progress bar on stderr.
+    streets : str or geopandas.GeoDataFrame, optional
+        Street lines for ``params.method == "streets"``.
     """
     dept = codes.normalise_dept(dept) if dept else None
+    if params.method not in ("auto", "voronoi", "streets"):
+        raise InputError(f"unknown method {params.method!r}: use auto, voronoi or streets")
+    if params.method == "auto":
+        params = replace(params, method="streets" if streets is not None else "voronoi")
+    if params.method == "streets" and streets is None:
+        raise InputError("the streets method needs street lines (--streets FILE)")
     if isinstance(addresses, (str, os.PathLike)):
         read = sources.read_roll(str(addresses), dept=dept, columns=columns)
         roll, roll_info = read.rows, {"file": os.path.basename(str(addresses)), "rows_read": read.rows_read,
@@ -128,7 +137,12 @@ def build(addresses, communes, dept: str | None = None, circonscriptions=None, c
     unit_geom = dict(zip(pts.units["unit"], pts.units.geometry.values))
     bar = _bar(len(pts.seeds["unit"].unique()), progress)
     try:
-        pieces = tessellate(unit_geom, pts.seeds, params, progress=bar.update if bar else None)
+        lines = None
+        if params.method == "streets":
+            from .streets import read_streets
+
+            lines = read_streets(streets, crs)
+        pieces = tessellate(unit_geom, pts.seeds, params, progress=bar.update if bar else None, lines=lines)
     finally:
         if bar:
             bar.close()
@@ -191,8 +205,3 @@ def _report(dept, crs, params, roll_info, com_file, pts, gdf, not_drawn, n_rows)
         "unknown_communes": pts.unknown_communes,
         "shapefile_fields": SHAPEFILE_FIELDS,
     }
-
-
-def with_params(params: Params, **changes) -> Params:
-    """A copy of *params* with *changes* (None values ignored), for option parsing."""
-    return replace(params, **{k: v for k, v in changes.items() if v is not None})

@@ -27,8 +27,11 @@ class Params:
     fragment_max_share: float = 0.05
     #: Pieces smaller than this (m²) are slivers, always merged.
     sliver_area: float = 1.0
-    #: Tessellation method: ``voronoi`` (plain, per commune).
-    method: str = "voronoi"
+    #: Tessellation method: ``voronoi`` (plain, per commune), ``streets`` (blocks of the street network), or
+    #: ``auto``: ``streets`` when street lines are given (it scores higher in bench/), else ``voronoi``.
+    method: str = "auto"
+    #: ``streets``: a block goes whole to its top BV when that BV holds at least this share of its addresses.
+    block_purity: float = 0.75
     #: Worker processes for the per-commune stage (1 = in process).
     jobs: int = field(default=2, compare=False)
 

@@ -108,11 +108,20 @@ def clean_fragments(polygon, pieces: dict, xy: np.ndarray, labels: np.ndarray, w
 
 
 def tessellate_unit(polygon, xy: np.ndarray, labels: np.ndarray, weights: np.ndarray,
-                    params: Params = Params()) -> dict:
-    """Tessellate one commune polygon among the BV labels of its seeds: ``{label: polygon}``."""
+                    params: Params = Params(), lines=None) -> dict:
+    """Tessellate one commune polygon among the BV labels of its seeds: ``{label: polygon}``.
+
+    With ``params.method == "streets"`` and street *lines*, blocks of the street network are given whole to
+    their BV (see :mod:`streets`) before fragments are cleaned.
+    """
     if len(xy) == 0:
         return {}
     pieces = voronoi_labels(polygon, xy, labels)
+    if params.method == "streets" and lines is not None and len(lines) and len(pieces) > 1:
+        from .streets import assign_blocks, enclosures
+
+        pieces = assign_blocks(polygon, pieces, enclosures(polygon, lines), xy, labels, weights,
+                               params.block_purity)
     if len(pieces) > 1:
         pieces = clean_fragments(polygon, pieces, xy, labels, weights, params)
     return {lab: _tidy(g) for lab, g in pieces.items() if not g.is_empty}
@@ -129,20 +138,29 @@ def _tidy(geom):
 
 
 def _run(task):
-    unit, polygon, xy, labels, weights, params = task
-    return unit, tessellate_unit(polygon, xy, labels, weights, params)
+    unit, polygon, xy, labels, weights, params, lines = task
+    return unit, tessellate_unit(polygon, xy, labels, weights, params, lines)
 
 
-def tessellate(units, seeds, params: Params = Params(), progress=None) -> dict:
+def tessellate(units, seeds, params: Params = Params(), progress=None, lines=None) -> dict:
     """Tessellate every unit: ``{unit: {bv: polygon}}``. Units without seeds are absent.
 
     *units* maps unit code → polygon; *seeds* is the DataFrame of :class:`points.Points`.
-    *progress* is called with the number of units finished.
+    *progress* is called with the number of units finished. *lines*: street lines (metric CRS) for the
+    ``streets`` method.
     """
     tasks = []
+    tree = STRtree(lines) if lines is not None and len(lines) else None
     for unit, grp in seeds.groupby("unit", sort=True):
+        sub = None
+        if tree is not None:
+            # cut long lines to a margin around the commune: they still cross its outline, and node fast
+            minx, miny, maxx, maxy = shapely.bounds(units[unit])
+            sub = shapely.clip_by_rect(lines[tree.query(units[unit], predicate="intersects")],
+                                       minx - 10, miny - 10, maxx + 10, maxy + 10)
+            sub = sub[~shapely.is_empty(sub)]
         tasks.append((unit, units[unit], grp[["x", "y"]].to_numpy(), grp["bv"].to_numpy(),
-                      grp["weight"].to_numpy(dtype=float), params))
+                      grp["weight"].to_numpy(dtype=float), params, sub))
     tasks.sort(key=lambda t: -len(t[2]))
     results = {}
     jobs = max(1, min(params.jobs or os.cpu_count() or 1, len(tasks)))
