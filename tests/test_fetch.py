@@ -63,6 +63,24 @@ class Server:
                     return
                 self.wfile.write(chunk)
 
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                query = self.rfile.read(length).decode("utf-8", "replace")
+                outer.log.append((self.path, "POST"))
+                answer = outer.post.get(self.path.split("?")[0])
+                if answer is None:
+                    self.send_response(404)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                body = answer(query)
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.post = {}
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
@@ -221,6 +239,7 @@ def test_build_dept_with_nothing_but_the_dept(server, tmp_path, monkeypatch):
         "contours-geographiques-des-circonscriptions-legislatives": [
             {"title": "circonscriptions-legislatives", "url": server.url + "/circ/circonscriptions.geojson"}]})
     monkeypatch.setenv("DECOUPAGE_BV_DATAGOUV_API", server.url + "/api/1")
+    monkeypatch.setenv("DECOUPAGE_BV_OVERPASS_URL", server.url + "/no-overpass")  # OSM fails: data.gouv fallback
     monkeypatch.chdir(tmp_path)
     res = CliRunner().invoke(main, ["build", "--dept", "29", "-q", "-j", "1"])
     assert res.exit_code == 0, res.output
@@ -236,3 +255,67 @@ def test_build_dept_with_nothing_but_the_dept(server, tmp_path, monkeypatch):
     assert res.exit_code == 0, res.output
     res = CliRunner().invoke(main, ["fetch", "--dept", "31", "--offline", "--cache", str(tmp_path / "empty")])
     assert res.exit_code == 1 and "Hint: download" in res.output and "table-adresses-reu.csv" in res.output
+
+
+def _overpass_elements(communes, lines):
+    """An Overpass JSON answer: boundary relations for *communes* (code, name, polygon) and ways for *lines*."""
+    import shapely
+
+    elements, nid, wid = [], [1], [1]
+
+    def way(coords, tags=None):
+        ids = []
+        for x, y in coords:
+            elements.append({"type": "node", "id": nid[0], "lon": float(x), "lat": float(y)})
+            ids.append(nid[0])
+            nid[0] += 1
+        w = {"type": "way", "id": wid[0], "nodes": ids}
+        if tags:
+            w["tags"] = tags
+        elements.append(w)
+        wid[0] += 1
+        return w["id"]
+
+    for k, (code, name, poly) in enumerate(communes):
+        members = [{"type": "way", "ref": way(p.exterior.coords), "role": "outer"} for p in shapely.get_parts(poly)]
+        elements.append({"type": "relation", "id": 1000 + k, "members": members,
+                         "tags": {"type": "boundary", "boundary": "administrative", "admin_level": "8",
+                                  "ref:INSEE": code, "name": name}})
+    for line in lines:
+        way(line.coords, {"highway": "residential", "name": "Rue"})
+    return {"version": 0.6, "elements": elements}
+
+
+def test_osm_communes_and_streets_through_osmnx(server, tmp_path, monkeypatch):
+    import geopandas as gpd
+
+    com = gpd.read_file(data("communes", "29_communes_adminexpress2018.geojson"))
+    com = com[com["code"].isin(["29039", "29046", "29116"])]
+    import numpy as np
+    import shapely
+
+    grid = []  # a street grid over each of the three communes
+    for x0, y0, x1, y1 in com.geometry.bounds.to_numpy():
+        grid += [shapely.LineString([(x, y0), (x, y1)]) for x in np.linspace(x0, x1, 12)[1:-1]]
+        grid += [shapely.LineString([(x0, y), (x1, y)]) for y in np.linspace(y0, y1, 12)[1:-1]]
+    streets = gpd.GeoDataFrame(geometry=grid, crs=4326)
+    boundaries = json.dumps(_overpass_elements(list(zip(com["code"], com["nom"], com.geometry)), [])).encode()
+    ways = json.dumps(_overpass_elements([], list(streets.geometry))).encode()
+    server.post["/overpass/interpreter"] = lambda q: boundaries if "admin_level" in q else ways
+    monkeypatch.setenv("DECOUPAGE_BV_OVERPASS_URL", server.url + "/overpass")
+    cache = fetch.Cache(str(tmp_path / "raw"))
+    (tmp_path / "raw" / "reu").mkdir(parents=True)
+    (tmp_path / "raw" / "reu" / "table-adresses-reu.csv").write_bytes(_national_roll())
+    (tmp_path / "raw" / "reu" / "table-bv-reu.csv").write_bytes(b"id_brut_bv_reu,code_commune\n")
+    roll = fetch.fetch_reu("29", cache, progress=False)["table-adresses-reu"]
+    path = fetch.fetch_communes("29", roll, cache, progress=False)
+    got = gpd.read_file(path)
+    assert path.endswith("communes_osm_29.gpkg") and sorted(got["code"]) == ["29039", "29046", "29116"]
+    assert abs(got.to_crs(2154).area.sum() - com.to_crs(2154).area.sum()) < 1.0
+    lines = gpd.read_file(fetch.fetch_streets("29", roll, cache))
+    assert len(lines) == 60 and set(lines.geom_type) == {"LineString"}
+    assert "streets/streets_osm_29.gpkg" in cache.manifest()
+    from decoupage_bv import build
+
+    r = build(roll, path, dept="29", streets=fetch.fetch_streets("29", roll, cache, offline=True))
+    assert r.report["method"] == "streets" and r.polygons["code_bv"].notna().sum() == 31

@@ -102,22 +102,24 @@ def main():
 @click.option("--commune-name-column", help="Name column of the outlines (detected by default).")
 @click.option("--streets", type=click.Path(exists=True, dir_okay=False),
               help="Street (and barrier) lines: BV limits then follow them (method streets).")
+@click.option("--osm-streets", is_flag=True, help="Fetch street, rail and waterway lines from OpenStreetMap.")
 @cache_options
 @tessellation_options
 @quiet_option
 @_errors_to_click
 def build(dept, addresses, communes, circonscriptions, bv_table, outputs, cols, commune_code_column,
-          commune_name_column, streets, cache, offline, geo_types, min_score, outside_tolerance,
+          commune_name_column, streets, osm_streets, cache, offline, geo_types, min_score, outside_tolerance,
           fragment_max_addresses, method, block_purity, jobs, quiet):
     """Build BV polygons for a département (inputs not given are fetched and cached)."""
     from .codes import normalise_dept
     from .pipeline import build as run_build
 
     dept = normalise_dept(dept)
-    if not addresses or not communes:
+    if not addresses or not communes or (osm_streets and not streets):
         from .fetch import Cache, fetch_all
 
-        got = fetch_all(dept, Cache(cache), offline=offline, progress=not quiet)
+        got = fetch_all(dept, Cache(cache), offline=offline, progress=not quiet, streets=osm_streets and not streets)
+        streets = streets or got.get("streets")
         addresses = addresses or got["table-adresses-reu"]
         communes = communes or got["communes"]
         circonscriptions = circonscriptions or got["circonscriptions"]
@@ -176,14 +178,16 @@ def geocode(input_csv, columns, postcode, citycode, url, min_score, chunk, outpu
 
 @main.command()
 @click.option("--dept", required=True, help="Département: 01…95, 2A, 2B, 971…976.")
+@click.option("--osm-streets", is_flag=True, help="Also fetch street, rail and waterway lines from OpenStreetMap.")
 @cache_options
 @quiet_option
 @_errors_to_click
-def fetch(dept, cache, offline, quiet):
+def fetch(dept, osm_streets, cache, offline, quiet):
     """Download and cache what a build of DEPT needs (REU tables cut to it, communes, constituencies)."""
     from .fetch import Cache, fetch_all
 
-    for name, path in fetch_all(dept, Cache(cache), offline=offline, progress=not quiet).items():
+    for name, path in fetch_all(dept, Cache(cache), offline=offline, progress=not quiet,
+                                streets=osm_streets).items():
         click.echo(f"{name}: {path}")
 
 

@@ -198,11 +198,73 @@ def fetch_file(key: str, resource: str, rel: str, cache: Cache = Cache(), offlin
     return cache.path(rel)
 
 
-def fetch_all(dept: str, cache: Cache = Cache(), offline: bool = False, progress: bool = True) -> dict:
-    """Everything ``build --dept`` needs: REU tables, communes and constituencies files."""
+def _roll_area(roll_path: str):
+    import pandas as pd
+
+    from .osm import area_of_points
+
+    lon, lat = [], []
+    for chunk in pd.read_csv(roll_path, usecols=lambda c: c in ("longitude", "latitude"), chunksize=500_000):
+        chunk = chunk.apply(pd.to_numeric, errors="coerce").dropna()
+        lon += [chunk["longitude"].min(), chunk["longitude"].max()]
+        lat += [chunk["latitude"].min(), chunk["latitude"].max()]
+    if not lon:
+        raise DownloadError(f"{roll_path}: no coordinates to bound the OpenStreetMap query")
+    return area_of_points(lon, lat)
+
+
+def _write_gpkg(gdf, rel: str, cache: Cache, **info) -> str:
+    from .outputs import write_polygons
+
+    os.makedirs(os.path.dirname(cache.path(rel)), exist_ok=True)
+    write_polygons(gdf, cache.path(rel), layer=os.path.splitext(os.path.basename(rel))[0])
+    cache.record(rel, fetched=_today(), **info)
+    return cache.path(rel)
+
+
+def fetch_communes(dept: str, roll_path: str, cache: Cache = Cache(), offline: bool = False,
+                   progress: bool = True) -> str:
+    """Commune outlines of *dept*: OpenStreetMap through osmnx (boundaries within the roll's extent), else the
+    data.gouv.fr file of communes derived from OSM."""
+    dept = codes.normalise_dept(dept)
+    rel = f"communes/communes_osm_{dept}.gpkg"
+    for cached in (rel, "communes/communes.geojson"):
+        if cache.has(cached):
+            return cache.path(cached)
+    if not offline:
+        from .osm import communes_from_osm
+
+        try:
+            return _write_gpkg(communes_from_osm(dept, _roll_area(roll_path), cache.root), rel, cache,
+                               source="OpenStreetMap via osmnx (boundary=administrative, admin_level 8/9)")
+        except DownloadError:
+            pass  # fall back to the data.gouv.fr file
+    return fetch_file("communes", "communes", "communes/communes.geojson", cache, offline, progress)
+
+
+def fetch_streets(dept: str, roll_path: str, cache: Cache = Cache(), offline: bool = False) -> str:
+    """Street, rail and waterway lines of *dept* from OpenStreetMap (osmnx), cached as a GeoPackage."""
+    dept = codes.normalise_dept(dept)
+    rel = f"streets/streets_osm_{dept}.gpkg"
+    if cache.has(rel):
+        return cache.path(rel)
+    if offline:
+        raise MissingSourceError(f"{cache.path(rel)} is not in the cache and --offline forbids downloading it",
+                                 hint="run once without --offline, or give a line file with --streets")
+    from .osm import streets_from_osm
+
+    return _write_gpkg(streets_from_osm(_roll_area(roll_path), cache.root), rel, cache,
+                       source="OpenStreetMap via osmnx (highway, railway, waterway)")
+
+
+def fetch_all(dept: str, cache: Cache = Cache(), offline: bool = False, progress: bool = True,
+              streets: bool = False) -> dict:
+    """Everything ``build --dept`` needs: REU tables, communes and constituencies (and streets if asked)."""
     dept = codes.normalise_dept(dept)
     out = fetch_reu(dept, cache, offline, progress)
-    out["communes"] = fetch_file("communes", "communes", "communes/communes.geojson", cache, offline, progress)
+    out["communes"] = fetch_communes(dept, out["table-adresses-reu"], cache, offline, progress)
+    if streets:
+        out["streets"] = fetch_streets(dept, out["table-adresses-reu"], cache, offline)
     out["circonscriptions"] = fetch_file("circonscriptions", "circonscriptions",
                                          "circonscriptions/circonscriptions.geojson", cache, offline, progress)
     return out

@@ -1,0 +1,87 @@
+"""OpenStreetMap through osmnx: commune outlines (admin_level 8, arrondissements at 9) and street lines.
+
+osmnx's settings are set here, in one place: its HTTP cache sits in the project's cache folder, and the
+Overpass endpoint can be redirected (``DECOUPAGE_BV_OVERPASS_URL``) to a mirror or a local server.
+"""
+
+from __future__ import annotations
+
+import os
+
+import geopandas as gpd
+import pandas as pd
+import shapely
+
+from . import codes
+from ._errors import DownloadError
+
+#: Ways kept as tessellation limits: streets (drivable and walkable), rail lines and waterways as barriers.
+STREET_TAGS = {
+    "highway": ["motorway", "trunk", "primary", "secondary", "tertiary", "unclassified", "residential",
+                "living_street", "pedestrian", "service", "footway", "path", "cycleway", "steps", "track",
+                "motorway_link", "trunk_link", "primary_link", "secondary_link", "tertiary_link"],
+    "railway": ["rail", "light_rail", "subway", "tram", "narrow_gauge"],
+    "waterway": ["river", "canal", "stream"],
+}
+BOUNDARY_TAGS = {"boundary": "administrative", "admin_level": ["8", "9"]}
+
+
+def _configure(cache_folder: str):
+    import osmnx as ox
+
+    ox.settings.cache_folder = os.path.join(cache_folder, "osmnx")
+    ox.settings.use_cache = True
+    ox.settings.log_console = False
+    url = os.environ.get("DECOUPAGE_BV_OVERPASS_URL")
+    if url:
+        ox.settings.overpass_url = url
+        ox.settings.overpass_rate_limit = False
+        ox.settings.doh_url_template = None
+    return ox
+
+
+def _features(polygon, tags, cache_folder) -> gpd.GeoDataFrame:
+    ox = _configure(cache_folder)
+    try:
+        f = ox.features_from_polygon(polygon, tags)
+        return f[~f.index.duplicated(keep="first")].sort_index()  # sub-queries of a large area overlap
+    except Exception as exc:  # osmnx raises its own and requests' errors
+        raise DownloadError(f"OpenStreetMap (Overpass): {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
+
+
+def communes_from_osm(dept: str, area, cache_folder: str) -> gpd.GeoDataFrame:
+    """Communes of *dept* (``code``, ``nom``, geometry, WGS84) from OSM boundaries within *area* (WGS84).
+
+    Arrondissements of Paris, Lyon and Marseille come with their own codes (admin_level 9).
+    """
+    dept = codes.normalise_dept(dept)
+    f = _features(area, BOUNDARY_TAGS, cache_folder)
+    if "ref:INSEE" not in f.columns:
+        raise DownloadError("OpenStreetMap answered no boundary with a ref:INSEE tag")
+    f = f[f.geometry.geom_type.isin(["Polygon", "MultiPolygon"])].copy()
+    f["code"] = f["ref:INSEE"].map(codes.normalise_commune)
+    f = f[f["code"].notna() & (f["code"].map(lambda c: codes.dept_of_commune(c)) == dept)]
+    level9 = f["admin_level"].astype(str) == "9"
+    f = f[~level9 | f["code"].map(lambda c: codes.arrondissement_parent(c) is not None)]
+    out = gpd.GeoDataFrame({"code": f["code"].to_numpy(), "nom": f.get("name", f["code"]).to_numpy()},
+                           geometry=f.geometry.to_numpy(), crs=f.crs)
+    if not len(out):
+        raise DownloadError(f"OpenStreetMap answered no commune of département {dept}")
+    return out.sort_values("code").reset_index(drop=True)
+
+
+def streets_from_osm(area, cache_folder: str) -> gpd.GeoDataFrame:
+    """Street, rail and waterway lines within *area* (WGS84) with their ``highway``/``railway``/``waterway``."""
+    f = _features(area, STREET_TAGS, cache_folder)
+    f = f[f.geometry.geom_type.isin(["LineString", "MultiLineString"])]
+    cols = [c for c in ("name", "highway", "railway", "waterway") if c in f.columns]
+    out = gpd.GeoDataFrame(pd.DataFrame(f[cols]).reset_index(drop=True).astype(object),
+                           geometry=f.geometry.to_numpy(), crs=f.crs)
+    if not len(out):
+        raise DownloadError("OpenStreetMap answered no street in the area")
+    return out
+
+
+def area_of_points(lon, lat, margin: float = 0.01):
+    """A WGS84 box around points (the area to ask OSM for)."""
+    return shapely.box(min(lon) - margin, min(lat) - margin, max(lon) + margin, max(lat) + margin)
