@@ -179,3 +179,24 @@ def test_addok_geocode_cli_then_build(addok_url, tmp_path):
 
     g = gpd.read_file(tmp_path / "b.gpkg")
     assert sorted(g.loc[g["code_insee"] == "94001", "code_bv"]) == ["0001", "0002", "0003", "0004"]
+
+
+def test_addok_regeocodes_weak_reu_rows(addok_url, tmp_path):
+    """REU-shaped rows whose geocoding fell back to the commune get a house position again."""
+    from decoupage_bv.geocode import regeocode_weak
+
+    url, rows = addok_url
+    sample = rows[rows["result_type"] == "housenumber"].sample(n=200, random_state=1).reset_index(drop=True)
+    reu = pd.DataFrame({"id_brut_bv_reu": sample["result_citycode"] + "_" + sample["bureau"],
+                        "code_commune_ref": sample["result_citycode"], "adresse": sample["adresse"],
+                        "cp": sample["cp"], "ville": sample["ville"],
+                        "longitude": sample["longitude"], "latitude": sample["latitude"],
+                        "geo_type": "housenumber", "geo_score": sample["result_score"]})
+    weak = np.arange(len(reu)) % 2 == 0
+    reu.loc[weak, ["longitude", "latitude", "geo_type", "geo_score"]] = ["2.45", "48.78", "municipality", "0.3"]
+    out, improved = regeocode_weak(reu, ["adresse", "cp", "ville"], url=url, citycode="code_commune_ref")
+    assert improved >= 0.9 * weak.sum()
+    d = _metres(sample["latitude"].astype(float), sample["longitude"].astype(float),
+                out["latitude"].astype(float), out["longitude"].astype(float))
+    assert (d[weak] <= 50).mean() > 0.9
+    assert (out.loc[~weak, "longitude"] == reu.loc[~weak, "longitude"]).all()  # strong rows untouched

@@ -158,10 +158,12 @@ def _summary(report, files, seconds):
               help="BAN API, or a self-hosted addok with addok-csv (e.g. http://127.0.0.1:7878).")
 @click.option("--min-score", type=float, default=0.5, show_default=True, help="Flag answers below this score.")
 @click.option("--chunk", type=int, default=2000, show_default=True, help="Rows per request.")
+@click.option("--only-weak", is_flag=True,
+              help="INPUT is a REU address table: re-geocode only rows with a weak geo_type and update them.")
 @click.option("--output", "-o", required=True, type=click.Path(dir_okay=False), help="Geocoded CSV.")
 @quiet_option
 @_errors_to_click
-def geocode(input_csv, columns, postcode, citycode, url, min_score, chunk, output, quiet):
+def geocode(input_csv, columns, postcode, citycode, url, min_score, chunk, only_weak, output, quiet):
     """Geocode a raw address list (BAN /search/csv/ protocol); flags unusable answers in geo_reject.
 
     Build from the result with --col lon=longitude --col lat=latitude --col geo_type=result_type
@@ -170,7 +172,7 @@ def geocode(input_csv, columns, postcode, citycode, url, min_score, chunk, outpu
     from .geocode import geocode_file
 
     counts = geocode_file(input_csv, list(columns), output, url=url, postcode=postcode, citycode=citycode,
-                          min_score=min_score, chunk_rows=chunk, progress=not quiet)
+                          min_score=min_score, chunk_rows=chunk, progress=not quiet, only_weak=only_weak)
     if not quiet:
         click.echo("rows: " + ", ".join(f"{k or 'usable'} {v}" for k, v in counts.items()), err=True)
         click.echo(f"wrote {output}", err=True)

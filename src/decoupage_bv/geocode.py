@@ -112,11 +112,40 @@ GEOCODED_ROLES = {"lon": "longitude", "lat": "latitude", "geo_type": "result_typ
                   "citycode": "result_citycode"}
 
 
+WEAK_TYPES = ("municipality", "locality", "street")
+
+
+def regeocode_weak(df: pd.DataFrame, columns: list[str], url: str = BAN_URL, citycode: str | None = None,
+                   weak_types=WEAK_TYPES, min_score: float = 0.5, progress: bool = False) -> tuple[pd.DataFrame, int]:
+    """Re-geocode REU rows whose ``geo_type`` is weak; a row takes the new position when the answer is usable
+    and more precise. Returns (table, rows improved); REU columns keep their names."""
+    rank = {"housenumber": 4, "interpolation": 3, "street": 2, "locality": 1, "municipality": 0}
+    weak = df["geo_type"].fillna("").isin(weak_types).to_numpy()
+    out = df.copy()
+    if not weak.any():
+        return out, 0
+    # the expected commune checks answers afterwards (addok-csv 1.1 fails on a per-row citycode filter)
+    sub = geocode(df[weak], columns, url=url, progress=progress)
+    ok = (flag(sub, min_score, sub[citycode] if citycode else None) == "").to_numpy()
+    better = ok & (sub["result_type"].map(rank).fillna(-1).to_numpy()
+                   > df.loc[weak, "geo_type"].map(rank).fillna(-1).to_numpy())
+    idx = np.flatnonzero(weak)[better]
+    out.loc[out.index[idx], "longitude"] = sub.loc[better, "longitude"].to_numpy()
+    out.loc[out.index[idx], "latitude"] = sub.loc[better, "latitude"].to_numpy()
+    out.loc[out.index[idx], "geo_type"] = sub.loc[better, "result_type"].to_numpy()
+    out.loc[out.index[idx], "geo_score"] = sub.loc[better, "result_score"].to_numpy()
+    return out, int(better.sum())
+
+
 def geocode_file(path: str, columns: list[str], output: str, url: str = BAN_URL, postcode: str | None = None,
                  citycode: str | None = None, min_score: float = 0.5, chunk_rows: int = 2000,
-                 progress: bool = True) -> dict:
+                 progress: bool = True, only_weak: bool = False) -> dict:
     """Geocode a CSV (any separator, UTF-8 or Latin-1) into *output* with ``result_*`` and ``geo_reject``
-    columns; returns counts of rows by ``geo_reject`` reason ('' = usable)."""
+    columns; returns counts of rows by ``geo_reject`` reason ('' = usable).
+
+    With *only_weak*, the file is a REU address table: only rows with a weak ``geo_type`` are sent, and
+    improved rows get new ``longitude``/``latitude``/``geo_type``/``geo_score`` (see :func:`regeocode_weak`).
+    """
     from .outputs import write_csv
     from .sources import sniff_csv
 
@@ -125,6 +154,14 @@ def geocode_file(path: str, columns: list[str], output: str, url: str = BAN_URL,
         df = pd.read_csv(path, sep=sep, encoding=encoding, dtype=str, keep_default_na=False)
     except (UnicodeDecodeError, pd.errors.ParserError, ValueError) as exc:
         raise InputError(f"{path}: not a readable CSV ({str(exc).splitlines()[0]})") from None
+    if only_weak:
+        for c in ("geo_type", "longitude", "latitude", "geo_score"):
+            if c not in df.columns:
+                raise InputError(f"{path}: no {c} column (a REU address table is expected with --only-weak)")
+        out, improved = regeocode_weak(df, list(columns), url=url, citycode=citycode, min_score=min_score,
+                                       progress=progress)
+        write_csv(out, output)
+        return {"improved": improved, "weak": int(df["geo_type"].isin(WEAK_TYPES).sum())}
     df = df.drop(columns=[c for c in RESULT_COLUMNS if c in df.columns])
     got = geocode(df, list(columns), url=url, postcode=postcode, citycode=citycode, chunk_rows=chunk_rows,
                   progress=progress)
