@@ -73,7 +73,13 @@ class Server:
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
-                body = answer(query)
+                try:
+                    body = answer(query)
+                except RuntimeError:
+                    self.send_response(500)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
@@ -319,3 +325,35 @@ def test_osm_communes_and_streets_through_osmnx(server, tmp_path, monkeypatch):
 
     r = build(roll, path, dept="29", streets=fetch.fetch_streets("29", roll, cache, offline=True))
     assert r.report["method"] == "streets" and r.polygons["code_bv"].notna().sum() == 31
+
+
+def test_geocoder_client_retries_and_chunks(server):
+    """The BAN /search/csv/ protocol: chunked posts, a 500 then success, rows kept in order."""
+    import io
+
+    from decoupage_bv.geocode import flag, geocode
+
+    calls = []
+
+    def answer(body):
+        calls.append(body)
+        if len(calls) == 1:
+            return None  # first call: server error
+        part = next(p for p in body.split("\r\n--") if 'name="data"' in p)
+        df = pd.read_csv(io.StringIO(part.split("\r\n\r\n", 1)[1]), dtype=str)
+        df["latitude"], df["longitude"] = "48.8", "2.3"
+        df["result_score"], df["result_type"], df["result_citycode"] = "0.9", "housenumber", "75101"
+        return df.to_csv(index=False).encode()
+
+    def post(query):
+        out = answer(query)
+        if out is None:
+            raise RuntimeError("boom")
+        return out
+
+    server.post["/search/csv/"] = post
+    df = pd.DataFrame({"adresse": [f"{i} rue de Rivoli" for i in range(5)], "ville": "Paris"})
+    got = geocode(df, ["adresse", "ville"], url=server.url, chunk_rows=2, min_interval=0, backoff=0.01)
+    assert len(got) == 5 and list(got["adresse"]) == list(df["adresse"])
+    assert len(calls) == 4  # 1 failure + 3 chunks
+    assert (flag(got, expected_citycode=pd.Series(["75101"] * 4 + ["75102"])) == ["", "", "", "", "other_commune"]).all()

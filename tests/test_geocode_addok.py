@@ -179,6 +179,16 @@ def test_addok_geocode_cli_then_build(addok_url, tmp_path):
 
     g = gpd.read_file(tmp_path / "b.gpkg")
     assert sorted(g.loc[g["code_insee"] == "94001", "code_bv"]) == ["0001", "0002", "0003", "0004"]
+    # the same in one step: build geocodes the raw list itself
+    res = CliRunner().invoke(main, [
+        "build", "--dept", "94", "--addresses", str(src), "--geocode", "adresse", "--geocode", "cp",
+        "--geocode", "ville", "--geocoder-url", url, "--cache", str(tmp_path / "raw"),
+        "--communes", data("communes", "94_communes_adminexpress2018.geojson"),
+        "--col", "bv=bureau", "--col", "commune_name=ville", "-o", str(tmp_path / "c.gpkg"), "-q", "-j", "1"])
+    assert res.exit_code == 0, res.output
+    c = gpd.read_file(tmp_path / "c.gpkg")
+    assert sorted(c.loc[c["code_insee"] == "94001", "code_bv"]) == ["0001", "0002", "0003", "0004"]
+    assert (tmp_path / "raw" / "geocoded" / "ablon.geocoded.csv").exists()
 
 
 def test_addok_regeocodes_weak_reu_rows(addok_url, tmp_path):

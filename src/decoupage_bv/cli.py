@@ -103,12 +103,16 @@ def main():
 @click.option("--streets", type=click.Path(exists=True, dir_okay=False),
               help="Street (and barrier) lines: BV limits then follow them (method streets).")
 @click.option("--osm-streets", is_flag=True, help="Fetch street, rail and waterway lines from OpenStreetMap.")
+@click.option("--geocode", "geocode_columns", multiple=True, metavar="COLUMN",
+              help="--addresses is a raw list: geocode it first on these columns (e.g. adresse, cp, ville).")
+@click.option("--geocoder-url", default="https://api-adresse.data.gouv.fr", show_default=True,
+              help="BAN API or a self-hosted addok, for --geocode.")
 @cache_options
 @tessellation_options
 @quiet_option
 @_errors_to_click
 def build(dept, addresses, communes, circonscriptions, bv_table, outputs, cols, commune_code_column,
-          commune_name_column, streets, osm_streets, cache, offline, geo_types, min_score, outside_tolerance,
+          commune_name_column, streets, osm_streets, geocode_columns, geocoder_url, cache, offline, geo_types, min_score, outside_tolerance,
           fragment_max_addresses, method, block_purity, jobs, quiet):
     """Build BV polygons for a département (inputs not given are fetched and cached)."""
     from .codes import normalise_dept
@@ -126,7 +130,18 @@ def build(dept, addresses, communes, circonscriptions, bv_table, outputs, cols, 
         bv_table = bv_table or got["table-bv-reu"]
     outputs = outputs or (os.path.join("data", "out", f"bv_{dept}.gpkg"),)
     t0 = time.perf_counter()
-    result = run_build(addresses, communes, dept=dept, circonscriptions=circonscriptions, columns=_parse_cols(cols),
+    cols = _parse_cols(cols)
+    if geocode_columns:
+        if not addresses:
+            raise click.BadParameter("--geocode needs --addresses (a raw address list)", param_hint="--geocode")
+        from .geocode import GEOCODED_ROLES, geocode_file
+
+        stem = os.path.splitext(os.path.basename(addresses))[0]
+        geocoded = os.path.join(cache, "geocoded", f"{stem}.geocoded.csv")
+        geocode_file(addresses, list(geocode_columns), geocoded, url=geocoder_url, progress=not quiet)
+        addresses = geocoded
+        cols = {**GEOCODED_ROLES, **cols}
+    result = run_build(addresses, communes, dept=dept, circonscriptions=circonscriptions, columns=cols,
                        commune_code_column=commune_code_column, commune_name_column=commune_name_column,
                        bv_table=bv_table, params=_params(geo_types, min_score, outside_tolerance,
                                                          fragment_max_addresses, method, block_purity, jobs),
