@@ -42,7 +42,8 @@ def static_map(gdf: gpd.GeoDataFrame, column: str, path: str, title: str | None 
     fig, ax = plt.subplots(figsize=(9, 9))
     k = max(2, min(k, int(data["_v"].nunique())))
     data.plot(column="_v", ax=ax, scheme=scheme, k=k, cmap=cmap, linewidth=0.15, edgecolor="white", legend=True,
-              legend_kwds={"title": column, "loc": "lower left", "fmt": "{:.1f}", "frameon": True},
+              legend_kwds={"title": column, "loc": "upper left", "bbox_to_anchor": (1.0, 1.0), "fmt": "{:.1f}",
+                           "frameon": True},
               missing_kwds={"color": "lightgrey", "label": "no data", "hatch": "///"})
     communes = data.get("code_insee")
     if communes is None:
