@@ -3,7 +3,6 @@
 import gzip
 
 import numpy as np
-import pandas as pd
 import pytest
 import shapely
 from click.testing import CliRunner
