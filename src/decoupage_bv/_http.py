@@ -27,21 +27,43 @@ def _session() -> requests.Session:
     return s
 
 
-def get_json(url: str, retries: int = 4, backoff: float = 0.5, timeout: float = 30) -> dict:
-    """GET a JSON document, retrying connection errors and 5xx answers."""
+def _describe(exc: Exception) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def request(method: str, url: str, retries: int = 4, backoff: float = 0.5, timeout: float = 30, parse=None,
+            **kwargs):
+    """Send a request, retrying lost connections, 429 and 5xx answers with exponential backoff.
+
+    Returns ``parse(response)`` (the response itself by default); other 4xx answers raise at once.
+    ``ValueError`` raised by *parse* (a body that does not parse) is retried too.
+    """
+    parse = parse or (lambda r: r)
     last = None
     for attempt in range(retries + 1):
         try:
-            r = _session().get(url, timeout=timeout)
-            if r.status_code < 500:
-                if r.status_code >= 400:
-                    raise DownloadError(f"{url}: HTTP {r.status_code}")
-                return r.json()
+            r = _session().request(method, url, timeout=timeout, **kwargs)
+            if r.status_code < 400:
+                return parse(r)
+            if r.status_code < 500 and r.status_code != 429:
+                raise DownloadError(f"{url}: HTTP {r.status_code}: {r.text[:200].strip()}".rstrip(": "))
             last = f"HTTP {r.status_code}"
         except (requests.ConnectionError, requests.Timeout, ValueError) as exc:
-            last = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            last = _describe(exc)
         time.sleep(backoff * 2 ** attempt)
     raise DownloadError(f"{url}: failed after {retries + 1} attempts ({last})")
+
+
+def get_json(url: str, retries: int = 4, backoff: float = 0.5, timeout: float = 30) -> dict:
+    """GET a JSON document (see :func:`request`)."""
+    return request("GET", url, retries, backoff, timeout, parse=lambda r: r.json())
+
+
+def _partial_path(dest: str) -> str:
+    """Where a download to *dest* grows: ``<dest folder>/.partial/<name>.part``."""
+    partial_dir = os.path.join(os.path.dirname(os.path.abspath(dest)), ".partial")
+    os.makedirs(partial_dir, exist_ok=True)
+    return os.path.join(partial_dir, os.path.basename(dest) + ".part")
 
 
 def _bar(total, initial, desc, enabled):
@@ -89,7 +111,7 @@ def _stream(url, start, on_chunk, retries, backoff, timeout, progress, desc):
                     bar.close()
                 return offset
         except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
-            last = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            last = _describe(exc)
             attempt += 1
             if attempt > retries:
                 if bar:
@@ -110,12 +132,12 @@ def _check(path, url, sha256, size):
         except (EOFError, OSError, zlib.error) as exc:
             raise DownloadError(f"{url}: corrupt or truncated gzip ({exc})") from None
     if sha256:
-        h = hashlib.sha256()
-        with open(path, "rb") as fh:
-            for block in iter(lambda: fh.read(CHUNK), b""):
-                h.update(block)
-        if h.hexdigest() != sha256.lower():
-            raise DownloadError(f"{url}: checksum mismatch (sha256 {h.hexdigest()}, expected {sha256})")
+        _check_sha256(url, sha256_of(path), sha256)
+
+
+def _check_sha256(url: str, got: str, expected: str):
+    if got != expected.lower():
+        raise DownloadError(f"{url}: checksum mismatch (sha256 {got}, expected {expected})")
 
 
 def sha256_of(path: str) -> str:
@@ -129,9 +151,7 @@ def sha256_of(path: str) -> str:
 def download(url: str, dest: str, sha256: str | None = None, size: int | None = None, retries: int = 4,
              backoff: float = 0.5, timeout: float = 60, progress: bool = True) -> str:
     """Download *url* to *dest*, resuming a previous partial download; *dest* appears only when verified."""
-    partial_dir = os.path.join(os.path.dirname(os.path.abspath(dest)), ".partial")
-    os.makedirs(partial_dir, exist_ok=True)
-    part = os.path.join(partial_dir, os.path.basename(dest) + ".part")
+    part = _partial_path(dest)
     start = os.path.getsize(part) if os.path.exists(part) else 0
     fh = open(part, "ab")
 
@@ -154,17 +174,23 @@ def download(url: str, dest: str, sha256: str | None = None, size: int | None = 
     return dest
 
 
-def stream_filtered(url: str, dest: str, make_keep, retries: int = 4, backoff: float = 0.5, timeout: float = 60,
-                    progress: bool = True) -> dict:
+def _remove(*paths):
+    for p in paths:
+        if os.path.exists(p):
+            os.remove(p)
+
+
+def stream_filtered(url: str, dest: str, make_keep, sha256: str | None = None, retries: int = 4,
+                    backoff: float = 0.5, timeout: float = 60, progress: bool = True) -> dict:
     """Stream a (possibly gzipped) CSV from *url*, writing its header and the lines where ``keep(line)`` is
-    true to *dest*, ``keep = make_keep(header_line)``. The source is never stored whole. Returns ``{"bytes", "sha256", "lines", "kept"}``.
+    true to *dest*, ``keep = make_keep(header_line)``. The source is never stored whole.
+    Returns ``{"bytes", "sha256", "lines", "kept"}``.
 
     Within a run, errors resume with Range requests; plain-text sources also resume across runs from the last
-    complete line (the state sits beside the partial file).
+    complete line (the state sits beside the partial file). The source's *sha256*, when given, is checked
+    before *dest* appears (it cannot be when a previous run's partial file was resumed).
     """
-    partial_dir = os.path.join(os.path.dirname(os.path.abspath(dest)), ".partial")
-    os.makedirs(partial_dir, exist_ok=True)
-    part = os.path.join(partial_dir, os.path.basename(dest) + ".part")
+    part = _partial_path(dest)
     state_path = part + ".json"
     gz = url.split("?")[0].endswith(".gz")
     state = {"offset": 0, "lines": 0, "kept": 0}
@@ -174,9 +200,7 @@ def stream_filtered(url: str, dest: str, make_keep, retries: int = 4, backoff: f
         with open(part, "r+b") as out:
             out.truncate(state["out_size"])
     else:
-        for p in (part, state_path):
-            if os.path.exists(p):
-                os.remove(p)
+        _remove(part, state_path)
     out = open(part, "ab")
     keep = None
     if state["offset"] > 0:
@@ -242,13 +266,17 @@ def stream_filtered(url: str, dest: str, make_keep, retries: int = 4, backoff: f
     except (DownloadError, zlib.error) as exc:
         out.close()
         if gz or isinstance(exc, zlib.error):
-            for p in (part, state_path):
-                if os.path.exists(p):
-                    os.remove(p)
+            _remove(part, state_path)
         if isinstance(exc, zlib.error):
             raise DownloadError(f"{url}: corrupt gzip stream ({exc})") from None
         raise
     out.close()
+    if sha256 and ctx["hashable"]:
+        try:
+            _check_sha256(url, ctx["hash"].hexdigest(), sha256)
+        except DownloadError:
+            _remove(part, state_path)
+            raise
     os.replace(part, dest)
     if os.path.exists(state_path):
         os.remove(state_path)

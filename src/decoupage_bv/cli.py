@@ -112,28 +112,23 @@ def main():
 @quiet_option
 @_errors_to_click
 def build(dept, addresses, communes, circonscriptions, bv_table, outputs, cols, commune_code_column,
-          commune_name_column, streets, osm_streets, geocode_columns, geocoder_url, cache, offline, geo_types, min_score, outside_tolerance,
-          fragment_max_addresses, method, block_purity, jobs, quiet):
+          commune_name_column, streets, osm_streets, geocode_columns, geocoder_url, cache, offline, geo_types,
+          min_score, outside_tolerance, fragment_max_addresses, method, block_purity, jobs, quiet):
     """Build BV polygons for a département (inputs not given are fetched and cached)."""
     from .codes import normalise_dept
+    from .fetch import Cache, complete_inputs
     from .pipeline import build as run_build
 
     dept = normalise_dept(dept)
-    if not addresses or not communes or (osm_streets and not streets):
-        from .fetch import Cache, fetch_all
-
-        got = fetch_all(dept, Cache(cache), offline=offline, progress=not quiet, streets=osm_streets and not streets)
-        streets = streets or got.get("streets")
-        addresses = addresses or got["table-adresses-reu"]
-        communes = communes or got["communes"]
-        circonscriptions = circonscriptions or got["circonscriptions"]
-        bv_table = bv_table or got["table-bv-reu"]
+    if geocode_columns and not addresses:
+        raise click.BadParameter("--geocode needs --addresses (a raw address list)", param_hint="--geocode")
+    inputs = complete_inputs(dept, addresses, communes, circonscriptions, bv_table, streets, osm_streets,
+                             Cache(cache), offline, progress=not quiet)
+    addresses = inputs["addresses"]
     outputs = outputs or (os.path.join("data", "out", f"bv_{dept}.gpkg"),)
     t0 = time.perf_counter()
     cols = _parse_cols(cols)
     if geocode_columns:
-        if not addresses:
-            raise click.BadParameter("--geocode needs --addresses (a raw address list)", param_hint="--geocode")
         from .geocode import GEOCODED_ROLES, geocode_file
 
         stem = os.path.splitext(os.path.basename(addresses))[0]
@@ -141,11 +136,10 @@ def build(dept, addresses, communes, circonscriptions, bv_table, outputs, cols, 
         geocode_file(addresses, list(geocode_columns), geocoded, url=geocoder_url, progress=not quiet)
         addresses = geocoded
         cols = {**GEOCODED_ROLES, **cols}
-    result = run_build(addresses, communes, dept=dept, circonscriptions=circonscriptions, columns=cols,
-                       commune_code_column=commune_code_column, commune_name_column=commune_name_column,
-                       bv_table=bv_table, params=_params(geo_types, min_score, outside_tolerance,
-                                                         fragment_max_addresses, method, block_purity, jobs),
-                       progress=not quiet, streets=streets)
+    params = _params(geo_types, min_score, outside_tolerance, fragment_max_addresses, method, block_purity, jobs)
+    result = run_build(addresses, inputs["communes"], dept=dept, circonscriptions=inputs["circonscriptions"],
+                       columns=cols, commune_code_column=commune_code_column, commune_name_column=commune_name_column,
+                       bv_table=inputs["bv_table"], params=params, progress=not quiet, streets=inputs["streets"])
     files = result.write(*outputs)
     if not quiet:
         _summary(result.report, files, time.perf_counter() - t0)
@@ -303,11 +297,10 @@ def join(polygons, results_files, labels, cols, vote_columns, commune, set_circo
 @_errors_to_click
 def map_(polygons, column, output, title, scheme, classes, cmap, source):
     """Map a COLUMN of POLYGONS (e.g. the output of join) as a choropleth."""
-    import geopandas as gpd
-
     from .maps import draw
+    from .sources import read_vector
 
-    draw(gpd.read_file(polygons), column, output, title=title, scheme=scheme, k=classes, cmap=cmap,
+    draw(read_vector(polygons), column, output, title=title, scheme=scheme, k=classes, cmap=cmap,
          source=source, label=polygons)
     click.echo(f"wrote {output}", err=True)
 

@@ -61,7 +61,7 @@ def bv_keys(gdf: pd.DataFrame, path: str = "polygons", commune: str | None = Non
 
 
 def _read(obj, path_label, commune=None):
-    gdf = obj if isinstance(obj, gpd.GeoDataFrame) else sources.gpd.read_file(obj)
+    gdf = obj if isinstance(obj, gpd.GeoDataFrame) else sources.read_vector(obj)
     gdf = gdf[gdf.geometry.notna() & ~gdf.geometry.is_empty].copy()
     gdf["_key"] = bv_keys(gdf, path_label, commune)
     return gdf[gdf["_key"].notna()]

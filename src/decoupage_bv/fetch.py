@@ -67,7 +67,8 @@ class Cache:
 
 
 def resolve(key: str, resource: str) -> dict:
-    """Find a resource of a known dataset through the data.gouv API: ``url``, ``title``, ``checksum``."""
+    """Find a resource of a known dataset through the data.gouv API: ``url``, ``title``, ``sha256`` (when the
+    API gives that kind of checksum), ``filesize``, ``last_modified``."""
     slug, titles = DATASETS[key]
     url = f"{api_base()}/datasets/{slug}/"
     meta = get_json(url)
@@ -78,8 +79,10 @@ def resolve(key: str, resource: str) -> dict:
         raise DownloadError(f"{url}: no resource matching {titles[resource]!r} in dataset {slug}")
     found.sort(key=lambda r: (r.get("last_modified") or "", r.get("title") or ""), reverse=True)
     r = found[0]
-    return {"url": r["url"], "title": r.get("title"), "checksum": r.get("checksum"),
-            "filesize": r.get("filesize"), "last_modified": r.get("last_modified"), "dataset": url}
+    checksum = r.get("checksum") or {}
+    return {"url": r["url"], "title": r.get("title"), "filesize": r.get("filesize"),
+            "sha256": checksum.get("value") if checksum.get("type") == "sha256" else None,
+            "last_modified": r.get("last_modified"), "dataset": url}
 
 
 def _today() -> str:
@@ -96,13 +99,11 @@ def _commune_filter(dept: str, columns=("code_commune_ref", "code_commune", "cod
         idx = next((names.index(c) for c in columns if c in names), None)
         if idx is None:
             raise DownloadError(f"no commune column in the header ({', '.join(names[:10])})")
-        bsep = sep.encode()
-
         def keep(line: bytes) -> bool:
             if b'"' in line:
                 fields = next(csv.reader([line.decode("utf-8", "replace")], delimiter=sep))
             else:
-                fields = line.decode("utf-8", "replace").split(bsep.decode())
+                fields = line.decode("utf-8", "replace").split(sep)
             code = codes.normalise_commune(fields[idx]) if idx < len(fields) else None
             return code is not None and codes.dept_of_commune(code) == dept
 
@@ -111,11 +112,13 @@ def _commune_filter(dept: str, columns=("code_commune_ref", "code_commune", "cod
     return make_keep
 
 
-def _missing(rel_cut: str, national_hint: str, url_hint: str, cache: Cache):
-    return MissingSourceError(
-        f"{cache.path(rel_cut)} is not in the cache and --offline forbids downloading it",
-        hint=f"download {url_hint} and put it at {cache.path(national_hint)} (it is cut to the département "
-             f"on the next run), or run without --offline")
+def _offline(cache: Cache, rel: str, hint: str) -> MissingSourceError:
+    return MissingSourceError(f"{cache.path(rel)} is not in the cache and --offline forbids downloading it",
+                              hint=hint)
+
+
+def _resource_page(key: str, resource: str) -> str:
+    return f"the resource '{DATASETS[key][1][resource]}' of {api_base()}/datasets/{DATASETS[key][0]}/"
 
 
 def fetch_reu(dept: str, cache: Cache = Cache(), offline: bool = False, progress: bool = True) -> dict:
@@ -136,24 +139,18 @@ def fetch_reu(dept: str, cache: Cache = Cache(), offline: bool = False, progress
             info = _cut_local(cache.path(local), cache.path(rel), _commune_filter(dept))
             cache.record(rel, source=local, fetched=_today(), rows=info["kept"])
         elif offline:
-            raise _missing(rel, f"reu/{table}.csv",
-                           f"the resource '{table}' of {api_base()}/datasets/{DATASETS['reu'][0]}/", cache)
+            raise _offline(cache, rel, f"download {_resource_page('reu', table)} and put it at "
+                                       f"{cache.path(f'reu/{table}.csv')} (it is cut to the département on the "
+                                       "next run), or run without --offline")
         else:
             res = resolve("reu", table)
             os.makedirs(os.path.dirname(cache.path(rel)), exist_ok=True)
-            info = stream_filtered(res["url"], cache.path(rel), _commune_filter(dept), progress=progress)
-            _verify(res, info, cache.path(rel))
+            info = stream_filtered(res["url"], cache.path(rel), _commune_filter(dept), sha256=res["sha256"],
+                                   progress=progress)
             cache.record(rel, url=res["url"], source_sha256=info["sha256"], fetched=_today(), rows=info["kept"],
                          last_modified=res.get("last_modified"))
         out[table] = cache.path(rel)
     return out
-
-
-def _verify(res: dict, info: dict, dest: str):
-    cs = res.get("checksum") or {}
-    if cs.get("type") == "sha256" and info.get("sha256") and cs.get("value") != info["sha256"]:
-        os.remove(dest)
-        raise DownloadError(f"{res['url']}: checksum mismatch (sha256 {info['sha256']}, expected {cs['value']})")
 
 
 def _cut_local(src: str, dest: str, make_keep) -> dict:
@@ -185,15 +182,10 @@ def fetch_file(key: str, resource: str, rel: str, cache: Cache = Cache(), offlin
     if cache.has(rel):
         return cache.path(rel)
     if offline:
-        raise MissingSourceError(
-            f"{cache.path(rel)} is not in the cache and --offline forbids downloading it",
-            hint=f"download the resource '{DATASETS[key][1][resource]}' of "
-                 f"{api_base()}/datasets/{DATASETS[key][0]}/ and put it at {cache.path(rel)}")
+        raise _offline(cache, rel, f"download {_resource_page(key, resource)} and put it at {cache.path(rel)}")
     res = resolve(key, resource)
     os.makedirs(os.path.dirname(cache.path(rel)), exist_ok=True)
-    cs = res.get("checksum") or {}
-    download(res["url"], cache.path(rel), sha256=cs.get("value") if cs.get("type") == "sha256" else None,
-             size=res.get("filesize"), progress=progress)
+    download(res["url"], cache.path(rel), sha256=res["sha256"], size=res.get("filesize"), progress=progress)
     cache.record(rel, url=res["url"], fetched=_today(), last_modified=res.get("last_modified"))
     return cache.path(rel)
 
@@ -249,8 +241,7 @@ def fetch_streets(dept: str, roll_path: str, cache: Cache = Cache(), offline: bo
     if cache.has(rel):
         return cache.path(rel)
     if offline:
-        raise MissingSourceError(f"{cache.path(rel)} is not in the cache and --offline forbids downloading it",
-                                 hint="run once without --offline, or give a line file with --streets")
+        raise _offline(cache, rel, "run once without --offline, or give a line file with --streets")
     from .osm import streets_from_osm
 
     return _write_gpkg(streets_from_osm(_roll_area(roll_path), cache.root), rel, cache,
@@ -268,3 +259,18 @@ def fetch_all(dept: str, cache: Cache = Cache(), offline: bool = False, progress
     out["circonscriptions"] = fetch_file("circonscriptions", "circonscriptions",
                                          "circonscriptions/circonscriptions.geojson", cache, offline, progress)
     return out
+
+
+def complete_inputs(dept: str, addresses=None, communes=None, circonscriptions=None, bv_table=None, streets=None,
+                    osm_streets: bool = False, cache: Cache = Cache(), offline: bool = False,
+                    progress: bool = True) -> dict:
+    """The inputs of a build, those not given taken from the cache or the network (see :func:`fetch_all`)."""
+    given = {"addresses": addresses, "communes": communes, "circonscriptions": circonscriptions,
+             "bv_table": bv_table, "streets": streets}
+    if addresses and communes and (streets or not osm_streets):
+        return given
+    got = fetch_all(dept, cache, offline=offline, progress=progress, streets=osm_streets and not streets)
+    fetched = {"addresses": got["table-adresses-reu"], "communes": got["communes"],
+               "circonscriptions": got["circonscriptions"], "bv_table": got["table-bv-reu"],
+               "streets": got.get("streets")}
+    return {k: given[k] or fetched[k] for k in given}

@@ -13,33 +13,14 @@ import time
 
 import numpy as np
 import pandas as pd
-import requests
-
 from . import codes
 from ._errors import DownloadError, InputError
-from ._http import USER_AGENT
+from ._http import request
 
 BAN_URL = "https://api-adresse.data.gouv.fr"
 RESULT_COLUMNS = ["latitude", "longitude", "result_label", "result_score", "result_type", "result_id",
                   "result_housenumber", "result_name", "result_street", "result_postcode", "result_city",
                   "result_citycode"]
-
-
-def _post(url: str, body: bytes, form: list, retries: int, backoff: float, timeout: float) -> str:
-    last = None
-    for attempt in range(retries + 1):
-        try:
-            r = requests.post(url, files={"data": ("chunk.csv", body, "text/csv")}, data=form, timeout=timeout,
-                              headers={"User-Agent": USER_AGENT})
-            if r.status_code == 200:
-                return r.content.decode("utf-8-sig")
-            if r.status_code < 500 and r.status_code != 429:
-                raise DownloadError(f"{url}: HTTP {r.status_code}: {r.text[:200].strip()}")
-            last = f"HTTP {r.status_code}"
-        except (requests.ConnectionError, requests.Timeout) as exc:
-            last = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        time.sleep(backoff * 2 ** attempt)
-    raise DownloadError(f"{url}: failed after {retries + 1} attempts ({last})")
 
 
 def geocode(df: pd.DataFrame, columns: list[str], url: str = BAN_URL, postcode: str | None = None,
@@ -74,7 +55,9 @@ def geocode(df: pd.DataFrame, columns: list[str], url: str = BAN_URL, postcode: 
         if wait > 0:
             time.sleep(wait)
         last_post = time.monotonic()
-        text = _post(endpoint, payload.to_csv(index=False).encode("utf-8"), form, retries, backoff, timeout)
+        text = request("POST", endpoint, retries, backoff, timeout, parse=lambda r: r.content.decode("utf-8-sig"),
+                       files={"data": ("chunk.csv", payload.to_csv(index=False).encode("utf-8"), "text/csv")},
+                       data=form)
         got = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
         if "_rowid" not in got or len(got) != len(chunk):
             raise DownloadError(f"{endpoint}: answer of {len(got)} rows for a chunk of {len(chunk)}")
@@ -116,7 +99,8 @@ WEAK_TYPES = ("municipality", "locality", "street")
 
 
 def regeocode_weak(df: pd.DataFrame, columns: list[str], url: str = BAN_URL, citycode: str | None = None,
-                   weak_types=WEAK_TYPES, min_score: float = 0.5, progress: bool = False) -> tuple[pd.DataFrame, int]:
+                   weak_types=WEAK_TYPES, min_score: float = 0.5, chunk_rows: int = 2000,
+                   progress: bool = False) -> tuple[pd.DataFrame, int]:
     """Re-geocode REU rows whose ``geo_type`` is weak; a row takes the new position when the answer is usable
     and more precise. Returns (table, rows improved); REU columns keep their names."""
     rank = {"housenumber": 4, "interpolation": 3, "street": 2, "locality": 1, "municipality": 0}
@@ -125,15 +109,13 @@ def regeocode_weak(df: pd.DataFrame, columns: list[str], url: str = BAN_URL, cit
     if not weak.any():
         return out, 0
     # the expected commune checks answers afterwards (addok-csv 1.1 fails on a per-row citycode filter)
-    sub = geocode(df[weak], columns, url=url, progress=progress)
+    sub = geocode(df[weak], columns, url=url, chunk_rows=chunk_rows, progress=progress)
     ok = (flag(sub, min_score, sub[citycode] if citycode else None) == "").to_numpy()
     better = ok & (sub["result_type"].map(rank).fillna(-1).to_numpy()
                    > df.loc[weak, "geo_type"].map(rank).fillna(-1).to_numpy())
     idx = np.flatnonzero(weak)[better]
-    out.loc[out.index[idx], "longitude"] = sub.loc[better, "longitude"].to_numpy()
-    out.loc[out.index[idx], "latitude"] = sub.loc[better, "latitude"].to_numpy()
-    out.loc[out.index[idx], "geo_type"] = sub.loc[better, "result_type"].to_numpy()
-    out.loc[out.index[idx], "geo_score"] = sub.loc[better, "result_score"].to_numpy()
+    out.loc[out.index[idx], ["longitude", "latitude", "geo_type", "geo_score"]] = \
+        sub.loc[better, ["longitude", "latitude", "result_type", "result_score"]].to_numpy()
     return out, int(better.sum())
 
 
@@ -147,19 +129,15 @@ def geocode_file(path: str, columns: list[str], output: str, url: str = BAN_URL,
     improved rows get new ``longitude``/``latitude``/``geo_type``/``geo_score`` (see :func:`regeocode_weak`).
     """
     from .outputs import write_csv
-    from .sources import sniff_csv
+    from .sources import read_table
 
-    encoding, sep = sniff_csv(path)
-    try:
-        df = pd.read_csv(path, sep=sep, encoding=encoding, dtype=str, keep_default_na=False)
-    except (UnicodeDecodeError, pd.errors.ParserError, ValueError) as exc:
-        raise InputError(f"{path}: not a readable CSV ({str(exc).splitlines()[0]})") from None
+    df = read_table(path)
     if only_weak:
         for c in ("geo_type", "longitude", "latitude", "geo_score"):
             if c not in df.columns:
                 raise InputError(f"{path}: no {c} column (a REU address table is expected with --only-weak)")
         out, improved = regeocode_weak(df, list(columns), url=url, citycode=citycode, min_score=min_score,
-                                       progress=progress)
+                                       chunk_rows=chunk_rows, progress=progress)
         write_csv(out, output)
         return {"improved": improved, "weak": int(df["geo_type"].isin(WEAK_TYPES).sum())}
     df = df.drop(columns=[c for c in RESULT_COLUMNS if c in df.columns])

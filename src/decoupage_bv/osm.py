@@ -14,6 +14,7 @@ import shapely
 
 from . import codes
 from ._errors import DownloadError
+from ._http import _describe
 
 #: Ways kept as tessellation limits: streets (drivable and walkable), rail lines and waterways as barriers.
 STREET_TAGS = {
@@ -46,7 +47,7 @@ def _features(polygon, tags, cache_folder) -> gpd.GeoDataFrame:
         f = ox.features_from_polygon(polygon, tags)
         return f[~f.index.duplicated(keep="first")].sort_index()  # sub-queries of a large area overlap
     except Exception as exc:  # osmnx raises its own and requests' errors
-        raise DownloadError(f"OpenStreetMap (Overpass): {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
+        raise DownloadError(f"OpenStreetMap (Overpass): {type(exc).__name__}: {_describe(exc)}") from None
 
 
 def communes_from_osm(dept: str, area, cache_folder: str) -> gpd.GeoDataFrame:

@@ -20,6 +20,7 @@ from scipy.spatial import cKDTree
 
 from . import codes
 from .settings import Params
+from .sources import parse_numbers
 
 
 @dataclass
@@ -149,8 +150,8 @@ def prepare_points(roll: pd.DataFrame, communes: gpd.GeoDataFrame, crs: str, par
             for b, k in zip(*np.unique(df["bv_index"].to_numpy()[mask], return_counts=True)):
                 bv_drops.setdefault(int(b), Counter())[reason] += int(k)
 
-    lon = _numeric(df["lon"]) if "lon" in df else pd.Series(np.nan, index=df.index)
-    lat = _numeric(df["lat"]) if "lat" in df else pd.Series(np.nan, index=df.index)
+    lon = parse_numbers(df["lon"]) if "lon" in df else pd.Series(np.nan, index=df.index)
+    lat = parse_numbers(df["lat"]) if "lat" in df else pd.Series(np.nan, index=df.index)
     missing = lon.isna() | lat.isna()
     invalid = ~missing & ((lon.abs() > 180) | (lat.abs() > 90) | ((lon == 0) & (lat == 0)))
     drop("missing_coordinates", missing)
@@ -164,7 +165,7 @@ def prepare_points(roll: pd.DataFrame, communes: gpd.GeoDataFrame, crs: str, par
         weak = ~gt.isin([t.lower() for t in params.geo_types]).to_numpy()
         drop("weak_geocoding_type", weak)
         keep &= ~weak
-    score = _numeric(df["geo_score"]).to_numpy() if "geo_score" in df else np.full(len(df), np.nan)
+    score = parse_numbers(df["geo_score"]).to_numpy() if "geo_score" in df else np.full(len(df), np.nan)
     low = keep & (score < params.min_score)
     drop("low_geocoding_score", low)
     keep &= ~low
@@ -206,14 +207,10 @@ def prepare_points(roll: pd.DataFrame, communes: gpd.GeoDataFrame, crs: str, par
                   bv_drops=bv_drops)
 
 
-def _numeric(s: pd.Series) -> pd.Series:
-    return pd.to_numeric(s.astype(str).str.strip().str.replace(",", ".", regex=False), errors="coerce")
-
-
 def _counts(df: pd.DataFrame, notes: Counter) -> np.ndarray:
     if "count" not in df:
         return np.ones(len(df), dtype=np.int64)
-    c = _numeric(df["count"])
+    c = parse_numbers(df["count"])
     bad = c.isna() | (c < 1)
     notes["address_count_missing_set_to_1"] += int(bad.sum())
     return c.where(~bad, 1).round().astype(np.int64).to_numpy()

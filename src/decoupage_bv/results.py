@@ -22,7 +22,7 @@ import pandas as pd
 from . import codes
 from ._errors import InputError
 from .evaluate import bv_keys, normalise_code_bv
-from .sources import sniff_csv
+from .sources import open_maybe_compressed, parse_numbers, read_vector, sniff_csv
 
 # Ministry codes of overseas départements in files before 2024.
 OVERSEAS_LETTERS = {"ZA": "971", "ZB": "972", "ZC": "973", "ZD": "974", "ZS": "975", "ZM": "976"}
@@ -64,11 +64,6 @@ def _norm(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", s).strip("_")
 
 
-def _int(values: pd.Series) -> pd.Series:
-    s = values.astype(str).str.replace(r"[\s\u00a0\u202f]", "", regex=True).str.replace(",", ".", regex=False)
-    return pd.to_numeric(s, errors="coerce")
-
-
 @dataclass
 class Results:
     """Results of one file: ``long`` (BV × candidate), ``wide`` (one row per BV) and the rows set aside."""
@@ -83,16 +78,8 @@ class Results:
 def _read_rows(path: str) -> tuple[list[str], list[list[str]]]:
     """Header and rows, rows possibly longer than the header (the Ministry's files before 2024)."""
     encoding, sep = sniff_csv(path)
-    opener = {".gz": "gzip", ".bz2": "bz2"}.get(os.path.splitext(path)[1].lower())
     try:
-        if opener:
-            import bz2
-            import gzip
-
-            fh = (gzip if opener == "gzip" else bz2).open(path, "rt", encoding=encoding, newline="")
-        else:
-            fh = open(path, encoding=encoding, newline="")
-        with fh:
+        with open_maybe_compressed(path, "rt", encoding=encoding, newline="") as fh:
             reader = csv.reader(fh, delimiter=sep)
             header = next(reader)
             rows = [r for r in reader if any(c.strip() for c in r)]
@@ -161,7 +148,7 @@ def read_results(path: str, columns: dict | None = None, vote_columns=None, comm
     base = pd.DataFrame({"code_insee": keys[0], "code_bv": keys[1], "row": df["_row"]})
     base["circonscription"] = _circ(df, col, base["code_insee"])
     for field_name in COUNT_FIELDS:
-        base[field_name] = _int(df[col[field_name]]) if col[field_name] else np.nan
+        base[field_name] = parse_numbers(df[col[field_name]], drop_spaces=True) if col[field_name] else np.nan
     if col["abstentions"] is None and col["inscrits"] and col["votants"]:
         base["abstentions"] = base["inscrits"] - base["votants"]
     rejected = []
@@ -253,7 +240,8 @@ def _candidates(df: pd.DataFrame, vote_columns, path) -> pd.DataFrame:
         missing = [c for c in vote_columns if c not in df.columns]
         if missing:
             raise InputError(f"{path}: vote column(s) {missing} not found")
-        parts = [pd.DataFrame({"panneau": str(i + 1), "liste": c, "voix": _int(df[c])}, index=df.index)
+        parts = [pd.DataFrame({"panneau": str(i + 1), "liste": c, "voix": parse_numbers(df[c], drop_spaces=True)},
+                              index=df.index)
                  for i, c in enumerate(vote_columns)]
         return pd.concat(parts).sort_index(kind="stable")
     blocks: dict[int, dict[str, str]] = {}
@@ -273,7 +261,7 @@ def _candidates(df: pd.DataFrame, vote_columns, path) -> pd.DataFrame:
         part["panneau"] = df[b["panneau"]].str.strip() if "panneau" in b else str(n)
         for f in ("nuance", "nom", "prenom", "liste"):
             part[f] = df[b[f]].str.strip() if f in b else None
-        part["voix"] = _int(df[b["voix"]])
+        part["voix"] = parse_numbers(df[b["voix"]], drop_spaces=True)
         part = part[(part["voix"].notna()) & ~((part["panneau"] == "") & part["voix"].isna())]
         parts.append(part)
     if not parts:
@@ -367,10 +355,7 @@ def join_files(polygons: str, results_files, output: str, labels=None, columns=N
     ``<output>.join-report.json``. Returns the join and the files written."""
     from .outputs import write_csv, write_json, write_polygons
 
-    try:
-        poly = gpd.read_file(polygons)
-    except Exception as exc:  # pyogrio raises several types
-        raise InputError(f"{polygons}: not a readable vector file ({str(exc).splitlines()[0]})") from None
+    poly = read_vector(polygons)
     poly = poly[poly.geometry.notna()]
     labels = labels or [None] * len(results_files)
     res = [read_results(f, columns=columns, vote_columns=vote_columns, commune=commune, source=lab)

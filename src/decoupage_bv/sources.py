@@ -51,10 +51,47 @@ class RollRead:
     columns: dict = field(default_factory=dict)
 
 
+_OPENERS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
+
+
+def open_maybe_compressed(path: str, mode: str = "rb", **kwargs):
+    """Open *path*, decompressing ``.gz``, ``.bz2`` and ``.xz`` on the fly."""
+    return _OPENERS.get(os.path.splitext(path)[1].lower(), open)(path, mode, **kwargs)
+
+
 def _open_text_sample(path: str, nbytes: int = 1 << 20) -> bytes:
-    opener = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}.get(os.path.splitext(path)[1].lower(), open)
-    with opener(path, "rb") as fh:
+    with open_maybe_compressed(path) as fh:
         return fh.read(nbytes)
+
+
+def parse_numbers(values: pd.Series, drop_spaces: bool = False) -> pd.Series:
+    """Numbers from text with a decimal comma (``'2,45'``); NaN where unreadable. With *drop_spaces*,
+    thousands separators (spaces, no-break spaces) are removed first (``'1 234'``)."""
+    s = values.astype(str).str.strip()
+    if drop_spaces:
+        s = s.str.replace(r"[\s\u00a0\u202f]", "", regex=True)
+    return pd.to_numeric(s.str.replace(",", ".", regex=False), errors="coerce")
+
+
+def read_vector(path: str) -> gpd.GeoDataFrame:
+    """Read a vector file (GeoJSON, GeoPackage, Shapefile…), or raise InputError naming it."""
+    if not os.path.exists(path):
+        raise InputError(f"{path}: no such file")
+    try:
+        return gpd.read_file(path)
+    except Exception as exc:  # pyogrio's errors are of several types
+        raise InputError(f"{path}: not a readable vector file ({str(exc).splitlines()[0]})") from None
+
+
+def read_table(path: str) -> pd.DataFrame:
+    """Read a whole delimited text file as strings (separator and encoding sniffed), or raise InputError."""
+    if not os.path.exists(path):
+        raise InputError(f"{path}: no such file")
+    encoding, sep = sniff_csv(path)
+    try:
+        return pd.read_csv(path, sep=sep, encoding=encoding, dtype=str, keep_default_na=False)
+    except (UnicodeDecodeError, pd.errors.ParserError, ValueError) as exc:
+        raise InputError(f"{path}: not a readable CSV ({str(exc).splitlines()[0]})") from None
 
 
 def sniff_csv(path: str) -> tuple[str, str]:
@@ -212,13 +249,7 @@ def read_communes(path: str, dept: str | None = None, code_column: str | None = 
     repaired; rows without geometry raise (a commune must have an outline). With *dept*, only its communes
     (and its municipal arrondissements) are kept.
     """
-    if not os.path.exists(path):
-        raise InputError(f"{path}: no such file")
-    try:
-        gdf = gpd.read_file(path)
-    except Exception as exc:  # pyogrio's errors are of several types
-        raise InputError(f"{path}: not a readable vector file ({str(exc).splitlines()[0]})") from None
-    return prepare_communes(gdf, path, dept, code_column, name_column)
+    return prepare_communes(read_vector(path), path, dept, code_column, name_column)
 
 
 def prepare_communes(gdf: gpd.GeoDataFrame, path: str = "communes", dept: str | None = None,
@@ -290,8 +321,7 @@ def read_circonscriptions(path: str, dept: str | None = None) -> Circonscription
         raise InputError(f"{path}: no such file")
     dept = codes.normalise_dept(dept) if dept else None
     if path.lower().endswith((".csv", ".csv.gz", ".txt")):
-        enc, sep = sniff_csv(path)
-        table = pd.read_csv(path, sep=sep, encoding=enc, dtype=str, keep_default_na=False)
+        table = read_table(path)
         code_col = _detect(table.columns, COMMUNE_CODE_COLUMNS, None, path, "INSEE code", "a code_insee column")
         circ_col = _detect(table.columns, CIRC_CODE_COLUMNS, None, path, "constituency", "a circonscription column")
         by_commune = {}
@@ -305,10 +335,7 @@ def read_circonscriptions(path: str, dept: str | None = None) -> Circonscription
                 raise InputError(f"{path}: row {i + 2}: {circ_col}={v!r} is not a constituency code")
             by_commune[com] = labels
         return Circonscriptions(by_commune=by_commune)
-    try:
-        gdf = gpd.read_file(path)
-    except Exception as exc:
-        raise InputError(f"{path}: not a readable vector file ({str(exc).splitlines()[0]})") from None
+    gdf = read_vector(path)
     cols = [c for c in gdf.columns if c != gdf.geometry.name]
     circ_col = _detect(cols, CIRC_CODE_COLUMNS, None, path, "constituency code", "a codeCirconscription column")
     labels = gdf[circ_col].map(codes.circonscription_label)

@@ -14,17 +14,12 @@ import shapely
 from shapely import STRtree
 
 from ._errors import InputError
+from .sources import read_vector
 
 
 def read_streets(path_or_gdf, crs: str) -> np.ndarray:
     """Street (and barrier) lines as an array of LineStrings in *crs*, from a file or GeoDataFrame."""
-    if isinstance(path_or_gdf, gpd.GeoDataFrame):
-        gdf = path_or_gdf
-    else:
-        try:
-            gdf = gpd.read_file(path_or_gdf)
-        except Exception as exc:  # pyogrio raises several types
-            raise InputError(f"{path_or_gdf}: not a readable vector file ({str(exc).splitlines()[0]})") from None
+    gdf = path_or_gdf if isinstance(path_or_gdf, gpd.GeoDataFrame) else read_vector(path_or_gdf)
     gdf = gdf[gdf.geometry.notna()].to_crs(crs)
     lines = shapely.get_parts(shapely.line_merge(shapely.get_parts(gdf.geometry.values)))
     lines = lines[np.isin(shapely.get_type_id(lines), [1, 2])]  # LineString, LinearRing
@@ -83,11 +78,9 @@ def assign_blocks(polygon, pieces: dict, blocks: np.ndarray, xy: np.ndarray, lab
             near = btree.query(blocks[b], predicate="dwithin", distance=1e-6)
             shared = {}
             for j in near:
-                if j == b or owner[j] is None:
+                if j == b or owner[j] is None or owner[j] == "mixed":
                     continue
                 length = shapely.length(shapely.intersection(rings[b], shapely.buffer(blocks[j], 1e-6)))
-                if owner[j] == "mixed":
-                    continue
                 shared[owner[j]] = shared.get(owner[j], 0.0) + length
             if shared:
                 owner[b] = max(sorted(shared), key=lambda k: shared[k])
