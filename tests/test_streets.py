@@ -56,7 +56,7 @@ def paris():
 def test_paris_streets_beats_voronoi_and_tiles(paris):
     train, test = paris
     com = data("paris_dev", "communes.geojson")
-    streets = data("paris_dev", "streets_from_intersections.geojson")
+    streets = data("paris_dev", "streets_voie.geojson")
     s = build(train, com, streets=streets)  # auto → streets
     assert s.report["method"] == "streets"
     units = sources.read_communes(com).rename(columns={"code": "unit"}).to_crs(2154)
@@ -66,8 +66,8 @@ def test_paris_streets_beats_voronoi_and_tiles(paris):
     assert v.report["method"] == "voronoi"
     off = data("paris_dev", "official.geojson")
     es, ev = evaluate(s.polygons, off, test_addresses=test), evaluate(v.polygons, off, test_addresses=test)
-    assert es["area_agreement"] > ev["area_agreement"] and es["area_agreement"] > 0.997
-    assert es["address_accuracy"] >= ev["address_accuracy"] and es["address_accuracy"] > 0.998
+    assert es["area_agreement"] > ev["area_agreement"] and es["area_agreement"] > 0.95
+    assert es["address_accuracy"] > ev["address_accuracy"] and es["address_accuracy"] > 0.955
 
 
 def test_streets_method_needs_lines(tmp_path):
