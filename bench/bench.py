@@ -1,11 +1,14 @@
-"""Benchmarks: speed and peak memory of a build, accuracy on Paris 1er–10e.
+"""Benchmarks: accuracy on both Paris dev sets, speed and peak memory of a build.
 
+    python bench/bench.py accuracy     # paris_dev and paris2012_dev, 5 folds, plain / voronoi / streets
+    python bench/bench.py noise        # paris_dev with 2 % of addresses moved 30 m and 1 % given a neighbouring BV
+    python bench/bench.py cv           # cross-validated parameter choices (fragments, guides) on both sets
+    python bench/bench.py speed        # build time: ours against the peers' 20-line geopandas Voronoi
     python bench/bench.py paris        # build Paris 1er–10e from paris_dev/roll.csv: time, memory
     python bench/bench.py dept31       # ~300 k synthetic addresses over the 586 communes of 31: time, memory
-    python bench/bench.py accuracy     # Paris 1er–10e, 20 % of addresses left out, 5 folds
-    python bench/bench.py noise        # the same with 2 % of addresses moved 30 m and 1 % given a neighbouring BV
-    python bench/bench.py all --method streets   # the street-aware method (paris_dev street axes)
-    python bench/bench.py all
+    python bench/bench.py accuracy --method streets   # one method only
+
+Accuracy cases first check that the outlines do not carry the official limits (evaluate.outline_leak).
 
 Each case runs in its own process so that peak memory is its own. Data: ../shared/data (or $DECOUPAGE_BV_DATA).
 """
@@ -40,9 +43,10 @@ def _canonical(roll: pd.DataFrame) -> pd.DataFrame:
 def case_paris(method: str) -> dict:
     from decoupage_bv import Params, build
 
+    method = "streets" if method == "all" else method
     t = time.perf_counter()
     r = build(os.path.join(DATA, "paris_dev", "roll.csv"), os.path.join(DATA, "paris_dev", "communes.geojson"),
-              params=Params(method=method), streets=os.path.join(DATA, "paris_dev", "streets_from_intersections.geojson"))
+              params=Params(method=method), streets=os.path.join(DATA, "paris_dev", "streets_voie.geojson"))
     return {"case": "paris", "method": method, "addresses": r.report["counts"]["address_rows"],
             "bv": r.report["counts"]["bv_drawn"], "seconds": round(time.perf_counter() - t, 2),
             "peak_mb": round(_peak_mb())}
@@ -89,6 +93,7 @@ def synth_dept31(n_total: int = 300_000, seed: int = 0) -> tuple[pd.DataFrame, o
 def case_dept31(method: str) -> dict:
     from decoupage_bv import Params, build
 
+    method = "voronoi" if method == "all" else method
     roll, com = synth_dept31()
     streets = None
     if method == "streets":  # no real network here: a 250 m grid over the département
@@ -135,51 +140,135 @@ def add_noise(roll: pd.DataFrame, moved: float = 0.02, distance: float = 30.0, r
     return out
 
 
-def case_accuracy(method: str, folds: int = 5, seed: int = 0, noise: bool = False, purity: float = 0.75) -> dict:
-    """K-fold: each fold leaves out 1/k of the addresses (20 % for k = 5), builds, scores on clean labels.
-    With *noise*, the addresses built from carry geocoding noise (:func:`add_noise`)."""
+DEV_SETS = {  # dataset → (roll, official polygons, outlines); both use the City of Paris street axes
+    "paris_dev": "2017 official polygons, BAN points labelled by polygon",
+    "paris2012_dev": "2012 real electoral list (labels from the list), weighted by electors",
+}
+STREETS = os.path.join(DATA, "paris_dev", "streets_voie.geojson")
+
+
+def _dev(name: str):
+    roll = _canonical(pd.read_csv(os.path.join(DATA, name, "roll.csv"), dtype=str)).rename(
+        columns={"geo_adresse": "address", "nb_electeurs": "electors"})
+    return roll, os.path.join(DATA, name, "official.geojson"), os.path.join(DATA, name, "communes.geojson")
+
+
+def check_no_leak(name: str) -> None:
+    """Refuse to score against outlines that carry the official limits (see evaluate.outline_leak)."""
+    from decoupage_bv.evaluate import outline_leak
+
+    _, official, com = _dev(name)
+    leak = outline_leak(com, official)
+    bad = leak[(leak["interior_limit_share"] > 0.02)]
+    if len(bad):
+        raise SystemExit(f"{name}: outlines run along official BV limits ({', '.join(bad['code'])}): "
+                         "scores would be leaked, not measured")
+
+
+def plain_voronoi(roll: pd.DataFrame, communes: str):
+    """The peers' method as a 20-line geopandas script: Voronoi per commune, dissolved by BV, clipped."""
+    import geopandas as gpd
+    import shapely
+
+    pts = gpd.GeoDataFrame(roll[["bv", "commune"]], crs=4326, geometry=gpd.points_from_xy(
+        roll["lon"].astype(float), roll["lat"].astype(float))).to_crs(2154)
+    pts = pts[~pts.geometry.duplicated()]
+    com = gpd.read_file(communes).to_crs(2154)
+    out = []
+    for code, poly in zip(com["code"], com.geometry):
+        p = pts[pts["commune"] == code]
+        cells = shapely.get_parts(shapely.voronoi_polygons(shapely.multipoints(p.geometry.values), extend_to=poly))
+        cells = gpd.GeoDataFrame(geometry=cells, crs=2154).sjoin(p, predicate="contains")
+        bv = cells.dissolve("bv").clip(poly).reset_index()
+        out.append(bv.assign(code_insee=code, code_bv=bv["bv"].str.split("_").str[1]))
+    return pd.concat(out, ignore_index=True)[["code_insee", "code_bv", "geometry"]]
+
+
+def _build(method: str, train: pd.DataFrame, com: str, **params):
     from decoupage_bv import Params, build
+
+    if method == "plain":
+        return plain_voronoi(train, com)
+    p = Params(method=method, jobs=1, **params)
+    return build(train, com, params=p, streets=STREETS if method == "streets" else None).polygons
+
+
+def kfold(name: str, method: str, folds: int = 5, seed: int = 0, noise: bool = False, **params) -> dict:
+    """K-fold: each fold leaves out 1/k of the addresses (20 % for k = 5), builds from the rest, scores the
+    polygons against the official ones and the left-out addresses. With *noise*, the addresses built from
+    carry geocoding noise (:func:`add_noise`); scores use clean labels."""
     from decoupage_bv.evaluate import evaluate
 
-    roll = _canonical(pd.read_csv(os.path.join(DATA, "paris_dev", "roll.csv"), dtype=str))
+    check_no_leak(name)
+    roll, official, com = _dev(name)
     fold = np.random.default_rng(seed).integers(0, folds, size=len(roll))
-    official = os.path.join(DATA, "paris_dev", "official.geojson")
-    com = os.path.join(DATA, "paris_dev", "communes.geojson")
-    streets = os.path.join(DATA, "paris_dev", "streets_from_intersections.geojson")
     scores = []
     for k in range(folds):
         train = add_noise(roll[fold != k], seed=seed + k) if noise else roll[fold != k]
-        r = build(train, com, params=Params(method=method, block_purity=purity), streets=streets)
-        scores.append(evaluate(r.polygons, official, test_addresses=roll[fold == k]))
-    keys = ["area_agreement", "v_measure", "address_accuracy"]
-    out = {"case": "accuracy_paris_5fold" + ("_noisy" if noise else ""), "method": method}
-    if method == "streets":
-        out["block_purity"] = purity
-    for key in keys:
-        v = np.array([s[key] for s in scores])
-        out[key] = round(float(v.mean()), 4)
-        out[key + "_sd"] = round(float(v.std()), 4)
+        scores.append(evaluate(_build(method, train, com, **params), official, test_addresses=roll[fold == k]))
+    out = {"case": f"{name}_{folds}fold" + ("_noisy" if noise else ""), "method": method, **params}
+    for key in ["area_agreement", "v_measure", "address_accuracy", "elector_accuracy", "multipart_share"]:
+        v = np.array([s[key] for s in scores if key in s])
+        if len(v):
+            out[key] = round(float(v.mean()), 4)
+            out[key + "_sd"] = round(float(v.std()), 4)
     return out
 
 
-CASES = {"paris": case_paris, "dept31": case_dept31, "accuracy": case_accuracy,
-         "noise": lambda method: case_accuracy(method, noise=True),
-         "purity": lambda method: [case_accuracy("streets", noise=True, purity=p) for p in (0.6, 0.75, 0.9)]}
+METHODS = ("plain", "voronoi", "streets")
+
+
+def case_accuracy(method: str) -> list:
+    return [kfold(name, m) for name in DEV_SETS for m in (METHODS if method == "all" else [method])]
+
+
+def case_noise(method: str) -> list:
+    return [kfold("paris_dev", m, noise=True) for m in (METHODS if method == "all" else [method])]
+
+
+def case_cv(method: str) -> list:
+    """Cross-validated choice of the fragment thresholds and the guides' reach, on both dev sets."""
+    m = "streets" if method == "all" else method
+    grid = [dict(fragment_max_addresses=a, fragment_max_share=s) for a, s in ((2, 0.05), (5, 0.1), (10, 0.2))]
+    grid += [dict(guide_extension=e) for e in (0.0, 8.0, 16.0)] + [dict(guides=False)]
+    return [kfold(name, m, **g) for g in grid for name in DEV_SETS]
+
+
+def case_speed(method: str) -> list:
+    """Build time on the whole Paris roll: ours against the 20-line geopandas script."""
+    out = []
+    for name in DEV_SETS:
+        roll, _, com = _dev(name)
+        row = {"case": f"speed_{name}", "addresses": len(roll)}
+        for m in ("plain", "voronoi", "streets"):
+            t = time.perf_counter()
+            _build(m, roll, com)
+            row[f"{m}_seconds"] = round(time.perf_counter() - t, 2)
+        out.append(row)
+    return out
+
+
+CASES = {"paris": case_paris, "dept31": case_dept31, "accuracy": case_accuracy, "noise": case_noise,
+         "cv": case_cv, "speed": case_speed}
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("case", choices=[*CASES, "all"])
-    ap.add_argument("--method", default="voronoi")
+    ap.add_argument("--method", default="all", help="voronoi, streets, plain (accuracy cases), or all")
     ap.add_argument("--inline", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.inline:
-        print(json.dumps(CASES[a.case](a.method)))
+        res = CASES[a.case](a.method)
+        for r in (res if isinstance(res, list) else [res]):
+            print(json.dumps(r), flush=True)
         return
     for case in (CASES if a.case == "all" else [a.case]):
         out = subprocess.run([sys.executable, __file__, case, "--method", a.method, "--inline"],
-                             capture_output=True, text=True, check=True)
-        print(out.stdout.strip().splitlines()[-1], flush=True)
+                             capture_output=True, text=True)
+        if out.returncode:
+            raise SystemExit(out.stderr.strip().splitlines()[-1])
+        print(out.stdout.strip(), flush=True)
 
 
 if __name__ == "__main__":

@@ -24,24 +24,39 @@ def test_enclosures_tile_the_commune():
     assert len(faces) == 3 and abs(shapely.area(faces).sum() - 1e4) < 1e-6
 
 
-def test_block_goes_whole_to_its_bv_and_empty_block_to_its_neighbour():
-    # one street at x = 500 splits the commune; BV 2 has one address just west of it (a geocoding slip),
-    # its others east. Voronoi would give BV 2 a bite of the west block; blocks keep the street as the limit.
-    com = square_communes([("31001", "Alpha", X0, Y0, 1000.0)])
-    rows = [("31001_1", "31001", X0 + x, Y0 + y) for x in (100, 200, 300, 400) for y in (200, 500, 800)]
-    rows += [("31001_2", "31001", X0 + x, Y0 + y) for x in (600, 700, 800) for y in (200, 500, 800)]
-    rows += [("31001_2", "31001", X0 + 495, Y0 + 500)]
-    streets = pd.DataFrame({"geometry": [shapely.LineString([(X0 + 500, Y0 - 10), (X0 + 500, Y0 + 1010)])]})
+def test_limits_follow_the_street_and_empty_blocks_go_to_their_neighbours():
+    # streets at x = 500 and x = 950; BV 1 west (x <= 400), BV 2 east (x >= 700), nothing east of 950.
+    # Voronoi would put the limit halfway (x = 550); blocks put it on the street, and the empty strip east
+    # of x = 950 goes to BV 2, its only neighbour.
     import geopandas as gpd
 
-    streets = gpd.GeoDataFrame(streets, crs="EPSG:2154")
-    r = build(roll_rows(rows), com, params=Params(method="streets", jobs=1, fragment_max_addresses=0),
-              streets=streets)
+    com = square_communes([("31001", "Alpha", X0, Y0, 1000.0)])
+    rows = [("31001_1", "31001", X0 + x, Y0 + y) for x in (100, 200, 300, 400) for y in (200, 500, 800)]
+    rows += [("31001_2", "31001", X0 + x, Y0 + y) for x in (700, 800, 900) for y in (200, 500, 800)]
+    streets = gpd.GeoDataFrame(geometry=[shapely.LineString([(X0 + x, Y0 - 10), (X0 + x, Y0 + 1010)])
+                                         for x in (500, 950)], crs="EPSG:2154")
+    r = build(roll_rows(rows), com, params=Params(method="streets", jobs=1), streets=streets)
     g = r.polygons.set_index("code_bv")
     assert abs(g.loc["0001"].geometry.area - 5e5) < 1e-3 and abs(g.loc["0002"].geometry.area - 5e5) < 1e-3
     assert r.report["method"] == "streets"
-    v = build(roll_rows(rows), com, params=Params(method="voronoi", jobs=1, fragment_max_addresses=0))
-    assert abs(v.polygons.set_index("code_bv").loc["0002"].geometry.area - 5e5) > 100
+    v = build(roll_rows(rows), com, params=Params(method="voronoi", jobs=1))
+    assert abs(v.polygons.set_index("code_bv").loc["0001"].geometry.area - 5.5e5) < 1e-3
+
+
+def test_a_minority_address_keeps_its_bv_in_one_piece():
+    # BV 2 has one address just west of the street: it keeps it (the roll says so), and stays one polygon
+    import geopandas as gpd
+
+    com = square_communes([("31001", "Alpha", X0, Y0, 1000.0)])
+    rows = [("31001_1", "31001", X0 + x, Y0 + y) for x in (100, 200, 300, 400) for y in (200, 500, 800)]
+    rows += [("31001_2", "31001", X0 + x, Y0 + y) for x in (600, 700, 800) for y in (200, 500, 800)]
+    rows += [("31001_2", "31001", X0 + 480, Y0 + 500)]
+    streets = gpd.GeoDataFrame(geometry=[shapely.LineString([(X0 + 500, Y0 - 10), (X0 + 500, Y0 + 1010)])],
+                               crs="EPSG:2154")
+    r = build(roll_rows(rows), com, params=Params(method="streets", jobs=1), streets=streets)
+    g = r.polygons.set_index("code_bv").to_crs(2154)
+    assert g.loc["0002"].geometry.geom_type == "Polygon"
+    assert g.loc["0002"].geometry.contains(shapely.Point(X0 + 480, Y0 + 500))
 
 
 @pytest.fixture(scope="module")

@@ -63,8 +63,8 @@ def tessellation_options(fn):
                      help="A detached piece of a BV with at most this many addresses goes to a neighbour."),
         click.option("--method", type=click.Choice(["auto", "voronoi", "streets"]), default=d.method,
                      show_default=True, help="auto: streets when --streets is given, else voronoi."),
-        click.option("--block-purity", type=float, default=d.block_purity, show_default=True,
-                     help="streets: a block goes whole to a BV holding this share of its addresses."),
+        click.option("--no-guides", "no_guides", is_flag=True,
+                     help="Do not use street-side guides from the address labels (geo_adresse)."),
         click.option("--jobs", "-j", type=int, default=d.jobs, show_default=True, help="Worker processes."),
     ]
     for opt in reversed(opts):
@@ -72,10 +72,10 @@ def tessellation_options(fn):
     return fn
 
 
-def _params(geo_types, min_score, outside_tolerance, fragment_max_addresses, method, block_purity, jobs) -> Params:
+def _params(geo_types, min_score, outside_tolerance, fragment_max_addresses, method, no_guides, jobs) -> Params:
     return Params(geo_types=tuple(t.strip() for t in geo_types.split(",") if t.strip()), min_score=min_score,
                   outside_tolerance=outside_tolerance, fragment_max_addresses=fragment_max_addresses,
-                  method=method, block_purity=block_purity, jobs=jobs)
+                  method=method, guides=not no_guides, jobs=jobs)
 
 
 @click.group()
@@ -113,7 +113,7 @@ def main():
 @_errors_to_click
 def build(dept, addresses, communes, circonscriptions, bv_table, outputs, cols, commune_code_column,
           commune_name_column, streets, osm_streets, geocode_columns, geocoder_url, cache, offline, geo_types,
-          min_score, outside_tolerance, fragment_max_addresses, method, block_purity, jobs, quiet):
+          min_score, outside_tolerance, fragment_max_addresses, method, no_guides, jobs, quiet):
     """Build BV polygons for a département (inputs not given are fetched and cached)."""
     from .codes import normalise_dept
     from .fetch import Cache, complete_inputs
@@ -136,7 +136,7 @@ def build(dept, addresses, communes, circonscriptions, bv_table, outputs, cols, 
         geocode_file(addresses, list(geocode_columns), geocoded, url=geocoder_url, progress=not quiet)
         addresses = geocoded
         cols = {**GEOCODED_ROLES, **cols}
-    params = _params(geo_types, min_score, outside_tolerance, fragment_max_addresses, method, block_purity, jobs)
+    params = _params(geo_types, min_score, outside_tolerance, fragment_max_addresses, method, no_guides, jobs)
     result = run_build(addresses, inputs["communes"], dept=dept, circonscriptions=inputs["circonscriptions"],
                        columns=cols, commune_code_column=commune_code_column, commune_name_column=commune_name_column,
                        bv_table=inputs["bv_table"], params=params, progress=not quiet, streets=inputs["streets"])
@@ -235,14 +235,14 @@ def _print_scores(scores, as_json):
 @tessellation_options
 @quiet_option
 @_errors_to_click
-def demo(out_dir, as_json, geo_types, min_score, outside_tolerance, fragment_max_addresses, method, block_purity,
+def demo(out_dir, as_json, geo_types, min_score, outside_tolerance, fragment_max_addresses, method, no_guides,
          jobs, quiet):
     """Run the whole chain offline on a synthetic territory and print its evaluation."""
     from .demo import run_demo
 
     t0 = time.perf_counter()
     result, scores, files = run_demo(out_dir, _params(geo_types, min_score, outside_tolerance,
-                                                      fragment_max_addresses, method, block_purity, jobs),
+                                                      fragment_max_addresses, method, no_guides, jobs),
                                      progress=not quiet)
     if not quiet:
         _summary(result.report, files, time.perf_counter() - t0)

@@ -1,8 +1,12 @@
 """Score predicted polling-station polygons against official ones.
 
-Three figures: the share of official area given to the right BV, the spatial V-measure (homogeneity and
-completeness of the area contingency table between official and predicted BVs), and, with held-out
-addresses, the share of them falling in the polygon of their own BV.
+Figures: the share of official area given to the right BV, the spatial V-measure (homogeneity and
+completeness of the area contingency table between official and predicted BVs), the share of predicted BVs
+in several pieces (official ones never are), and, with held-out addresses, the share of them falling in the
+polygon of their own BV (also weighted by electors when the roll has ``nb_electeurs``).
+
+:func:`outline_leak` guards the evaluation itself: a commune outline derived from official polygons must
+not carry their limits (an outline that falls apart along BV limits gives the answer away).
 """
 
 from __future__ import annotations
@@ -122,6 +126,7 @@ def evaluate(predicted, official, test_addresses=None, columns: dict | None = No
         "completeness": com,
         "v_measure": v,
         "official_bv_over_90pct_right": float((per_bv > 0.9).mean()) if len(per_bv) else 0.0,
+        "multipart_share": float(np.mean(shapely.get_num_geometries(pred.geometry.values) > 1)),
     }
     if test_addresses is not None:
         result.update(address_accuracy(pred, test_addresses, columns, crs))
@@ -148,4 +153,39 @@ def address_accuracy(pred: gpd.GeoDataFrame, test_addresses, columns=None, crs=c
     pi, gi = tree.query(pts.values, predicate="within")
     found = np.full(len(pts), None, dtype=object)
     found[pi] = pred["_key"].to_numpy()[gi]
-    return {"test_addresses": int(len(pts)), "address_accuracy": float(np.mean(found == key)) if len(pts) else 0.0}
+    right = found == key
+    out = {"test_addresses": int(len(pts)), "address_accuracy": float(np.mean(right)) if len(pts) else 0.0}
+    if "electors" in roll:
+        electors = pd.to_numeric(roll["electors"], errors="coerce").fillna(0).to_numpy()
+        out["electors"] = int(electors.sum())
+        out["elector_accuracy"] = float((electors * right).sum() / electors.sum()) if electors.sum() else 0.0
+    return out
+
+
+def outline_leak(outlines, official, crs: str = codes.LAMBERT93, tolerance: float = 1.0) -> pd.DataFrame:
+    """Per commune outline: its pieces, and the share of the official limits inside it that it runs along.
+
+    An honest outline follows the commune's own limit only: ``interior_limit_share`` (the length of official
+    BV limits, away from the closed outer edge of the official polygons, lying within *tolerance* metres of
+    the outline's boundary, over their total length) stays near 0. An outline that falls apart along BV
+    limits (a raw union of official polygons with gaps between them) scores far above.
+    """
+    com = (outlines if isinstance(outlines, gpd.GeoDataFrame) else sources.read_vector(outlines)).to_crs(crs)
+    code_col = next((c for c in com.columns if c.lower() in ("code", "code_insee", "insee_com")), None)
+    if code_col is None:
+        raise InputError("outlines: no commune code column (code, code_insee)")
+    off = _read(official, "official").to_crs(crs)
+    off["_insee"] = off["_key"].str.split("_").str[0]
+    rows = []
+    for code, geom in zip(com[code_col].astype(str), com.geometry.values):
+        own = off.geometry.values[(off["_insee"] == code).to_numpy()]
+        if not len(own):
+            continue
+        closed = shapely.buffer(shapely.buffer(shapely.union_all(own), 10.0), -10.0)
+        interior = shapely.difference(shapely.union_all(shapely.boundary(own)),
+                                      shapely.buffer(shapely.boundary(closed), 2 * tolerance))
+        total = shapely.length(interior)
+        along = shapely.length(shapely.intersection(interior, shapely.buffer(shapely.boundary(geom), tolerance)))
+        rows.append({"code": code, "pieces": int(shapely.get_num_geometries(geom)),
+                     "interior_limit_share": float(along / total) if total else 0.0})
+    return pd.DataFrame(rows, columns=["code", "pieces", "interior_limit_share"])

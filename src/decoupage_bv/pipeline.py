@@ -142,7 +142,8 @@ def build(addresses, communes, dept: str | None = None, circonscriptions=None, c
             from .streets import read_streets
 
             lines = read_streets(streets, crs)
-        pieces = tessellate(unit_geom, pts.seeds, params, progress=bar.update if bar else None, lines=lines)
+        pieces = tessellate(unit_geom, pts.seeds, params, progress=bar.update if bar else None, lines=lines,
+                            guides=pts.guides)
     finally:
         if bar:
             bar.close()

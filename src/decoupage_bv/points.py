@@ -19,6 +19,7 @@ from pyproj import Transformer
 from scipy.spatial import cKDTree
 
 from . import codes
+from .guides import street_guides
 from .settings import Params
 from .sources import parse_numbers
 
@@ -42,6 +43,8 @@ class Points:
     unknown_communes: list = field(default_factory=list)
     #: rows dropped per BV index and reason: ``{bv: Counter}``
     bv_drops: dict = field(default_factory=dict)
+    #: street-side guide points (``unit``, ``bv``, ``x``, ``y``), see :mod:`guides`
+    guides: pd.DataFrame | None = None
 
 
 def normalise_name(name: str) -> str:
@@ -193,6 +196,11 @@ def prepare_points(roll: pd.DataFrame, communes: gpd.GeoDataFrame, crs: str, par
 
     keep = _outliers_kept(pts_df, params)
     drop("bv_outlier", ~keep)
+    guides = None
+    if params.guides and "address" in df:
+        kept = pts_df[keep]
+        guides = street_guides(kept["unit"].to_numpy(), kept["bv"].to_numpy(), kept["x"].to_numpy(),
+                               kept["y"].to_numpy(), df["address"].to_numpy()[keep], params)
     seeds, lost = _colocate(pts_df[keep], params.colocation_grid)
     drops["co_located_with_other_bv"] += int(lost["rows"].sum())
     for b, k in zip(lost["bv"], lost["rows"]):
@@ -204,7 +212,7 @@ def prepare_points(roll: pd.DataFrame, communes: gpd.GeoDataFrame, crs: str, par
     bvs["n_points"] = bvs["bv"].map(n_points).fillna(0).astype(int)
     return Points(units=units_m, bvs=bvs, seeds=seeds, crs=crs, drops=Counter({k: v for k, v in drops.items() if v}),
                   notes=Counter({k: v for k, v in notes.items() if v}), unknown_communes=unknown_communes,
-                  bv_drops=bv_drops)
+                  bv_drops=bv_drops, guides=guides)
 
 
 def _counts(df: pd.DataFrame, notes: Counter) -> np.ndarray:

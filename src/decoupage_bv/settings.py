@@ -22,16 +22,24 @@ class Params:
     #: Points closer than this are one location (one seed).
     colocation_grid: float = 0.1
     #: A detached piece of a BV holding at most this many addresses goes to a neighbour …
-    fragment_max_addresses: int = 2
-    #: … or at most this share of the BV's addresses.
-    fragment_max_share: float = 0.05
+    fragment_max_addresses: int = 5
+    #: … or at most this share of the BV's addresses (both chosen by cross-validation, bench/).
+    fragment_max_share: float = 0.1
     #: Pieces smaller than this (m²) are slivers, always merged.
     sliver_area: float = 1.0
-    #: Tessellation method: ``voronoi`` (plain, per commune), ``streets`` (blocks of the street network), or
-    #: ``auto``: ``streets`` when street lines are given (it scores higher in bench/), else ``voronoi``.
+    #: Tessellation method: ``voronoi`` (per commune), ``streets`` (Voronoi inside each block of the street
+    #: network), or ``auto``: ``streets`` when street lines are given (it scores higher in bench/), else ``voronoi``.
     method: str = "auto"
-    #: ``streets``: a block goes whole to its top BV when that BV holds at least this share of its addresses.
-    block_purity: float = 0.75
+    #: Street-side guides (see :mod:`guides`) when the roll has address labels (``geo_adresse``).
+    guides: bool = True
+    #: Spacing of guide points along a street side (m).
+    guide_step: float = 4.0
+    #: Two numbers of one street side further apart than this are not joined …
+    guide_max_number_gap: int = 12
+    #: … nor two addresses further apart than this (m).
+    guide_max_distance: float = 150.0
+    #: How far a side's range is carried past its first and last known number (m; 0 = not at all).
+    guide_extension: float = 12.0
     #: Worker processes for the per-commune stage (1 = in process).
     jobs: int = field(default=2, compare=False)
 

@@ -31,6 +31,8 @@ ROLL_COLUMNS = {
     "geo_score": ("geo_score", "result_score"),
     "count": ("nb_adresses", "n_adresses"),
     "citycode": ("result_citycode",),
+    "address": ("geo_adresse", "result_label"),
+    "electors": ("nb_electeurs",),
 }
 _REQUIRED = ("bv", "lon", "lat")
 
@@ -162,7 +164,7 @@ def read_roll(path: str, dept: str | None = None, columns: dict | None = None) -
     other départements are skipped while reading, chunk by chunk, so the ~1 GB national file never sits in
     memory whole (only when the commune column is a code; a name column cannot be filtered before matching).
     *columns* maps canonical roles (``bv``, ``commune``, ``commune_name``, ``lon``, ``lat``, ``geo_type``,
-    ``geo_score``, ``count``, ``citycode``) to the file's own names.
+    ``geo_score``, ``count``, ``citycode``, ``address``) to the file's own names.
 
     Returns canonical string columns plus ``row`` (the 1-based line in the file, header = line 1).
     """

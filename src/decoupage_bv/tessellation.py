@@ -107,21 +107,131 @@ def clean_fragments(polygon, pieces: dict, xy: np.ndarray, labels: np.ndarray, w
     return out
 
 
+def _dedupe(xy: np.ndarray, labels: np.ndarray, grid: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
+    """First point per *grid* cell (GEOS Voronoi rejects repeated coordinates); seeds come before guides."""
+    _, first = np.unique(np.round(xy / grid).astype(np.int64), axis=0, return_index=True)
+    first = np.sort(first)
+    return xy[first], labels[first]
+
+
+def _by_block(blocks: np.ndarray, xy: np.ndarray) -> list:
+    """Indices of the points of *xy* in each block (a point on a shared edge counts in one block)."""
+    if not len(xy):
+        return [np.zeros(0, dtype=np.int64)] * len(blocks)
+    pi, bi = STRtree(blocks).query(shapely.points(xy), predicate="intersects")
+    first = np.unique(pi, return_index=True)[1]
+    pi, bi = pi[first], bi[first]
+    order = np.argsort(bi, kind="stable")
+    return np.split(pi[order], np.searchsorted(bi[order], np.arange(1, len(blocks))))
+
+
+def _fill_empty(blocks: np.ndarray, todo: list, geoms: list, owners: list, step: float = 2.0) -> list:
+    """Split each block without addresses among the pieces along its outline (nearest stretch of outline).
+
+    A block bordered only by other empty blocks waits for them; returns the blocks left undecided.
+    """
+    while todo:
+        arr = np.array(geoms, dtype=object)
+        own = np.array(owners)
+        tree = STRtree(arr)
+        left = []
+        for b in todo:
+            ring = shapely.points(np.unique(shapely.get_coordinates(
+                shapely.segmentize(shapely.boundary(blocks[b]), step)), axis=0))
+            qi, gi = tree.query(ring, predicate="dwithin", distance=0.05)
+            if not len(qi):
+                left.append(b)
+                continue
+            dist = shapely.distance(ring[qi], arr[gi])
+            order = np.lexsort((gi, dist, qi))
+            qi, gi = qi[order], gi[order]
+            first = np.unique(qi, return_index=True)[1]
+            labs = own[gi[first]]
+            if len(np.unique(labs)) == 1:
+                geoms.append(blocks[b])
+                owners.append(labs[0])
+                continue
+            for lab, g in voronoi_labels(blocks[b], shapely.get_coordinates(ring[qi[first]]), labs).items():
+                geoms.append(g)
+                owners.append(lab)
+        if len(left) == len(todo):
+            return left
+        todo = left
+    return []
+
+
+def split_blocks(polygon, blocks: np.ndarray, xy: np.ndarray, labels: np.ndarray, guide_xy: np.ndarray | None = None,
+                 guide_labels: np.ndarray | None = None) -> dict:
+    """Tile *polygon*, cut into *blocks*, among the labels of *xy*: ``{label: geometry}``.
+
+    A block with addresses is split by the Voronoi cells of its own addresses and guides (whole to its BV
+    when it has one); a block without is split among the pieces around it. Shared edges are made
+    identical (``coverage_clean``) before the pieces of each BV are merged, so that a BV spread over
+    neighbouring blocks comes out in one piece.
+    """
+    rest = shapely.difference(polygon, shapely.union_all(blocks)) if len(blocks) > 1 else shapely.Polygon()
+    if not rest.is_empty:
+        blocks = np.append(blocks, [p for p in _polygon_parts(rest) if p.area > 1e-6])
+    if guide_xy is None or not len(guide_xy):
+        guide_xy, guide_labels = np.zeros((0, 2)), np.zeros(0, dtype=labels.dtype)
+    seeds_in = _by_block(blocks, xy)
+    guides_in = _by_block(blocks, guide_xy)
+    geoms, owners, todo = [], [], []
+    for b, blk in enumerate(blocks):
+        idx = seeds_in[b]
+        if not len(idx):
+            todo.append(b)
+            continue
+        labs = labels[idx]
+        if (labs == labs[0]).all():
+            geoms.append(blk)
+            owners.append(labs[0])
+            continue
+        gidx = guides_in[b]
+        pts, labs = _dedupe(np.vstack([xy[idx], guide_xy[gidx]]), np.concatenate([labs, guide_labels[gidx]]))
+        for lab, g in voronoi_labels(blk, pts, labs).items():
+            geoms.append(g)
+            owners.append(lab)
+    left = _fill_empty(blocks, todo, geoms, owners) if todo and geoms else todo
+    if left:  # no block with addresses around: plain Voronoi of every address
+        base = voronoi_labels(polygon, *_dedupe(xy, labels))
+        for b in left:
+            for lab, g in base.items():
+                piece = shapely.intersection(blocks[b], g)
+                if not piece.is_empty and piece.area > 0:
+                    geoms.append(piece)
+                    owners.append(lab)
+    geoms = np.array([_tidy(g) for g in geoms], dtype=object)
+    owners = np.array(owners)
+    keep = ~shapely.is_empty(geoms)
+    geoms, owners = geoms[keep], owners[keep]
+    if len(geoms) > 1:
+        geoms = shapely.coverage_clean(geoms)
+    out = {}
+    order = np.argsort(owners, kind="stable")
+    for idx in np.split(order, np.flatnonzero(np.diff(owners[order])) + 1):
+        out[owners[idx[0]]] = shapely.coverage_union_all(geoms[idx]) if len(idx) > 1 else geoms[idx[0]]
+    return out
+
+
 def tessellate_unit(polygon, xy: np.ndarray, labels: np.ndarray, weights: np.ndarray,
-                    params: Params = Params(), lines=None) -> dict:
+                    params: Params = Params(), lines=None, guide_xy=None, guide_labels=None) -> dict:
     """Tessellate one commune polygon among the BV labels of its seeds: ``{label: polygon}``.
 
-    With ``params.method == "streets"`` and street *lines*, blocks of the street network are given whole to
-    their BV (see :mod:`streets`) before fragments are cleaned.
+    With ``params.method == "streets"`` and street *lines*, the commune is first cut into the blocks of the
+    street network (see :mod:`streets`), and BV limits follow streets wherever a block holds one BV.
+    *guide_xy*/*guide_labels*: street-side guide points (:mod:`guides`).
     """
     if len(xy) == 0:
         return {}
-    pieces = voronoi_labels(polygon, xy, labels)
-    if params.method == "streets" and lines is not None and len(lines) and len(pieces) > 1:
-        from .streets import assign_blocks, enclosures
+    if len(np.unique(labels)) == 1:
+        return {labels[0]: _tidy(polygon)}
+    blocks = np.array([polygon], dtype=object)
+    if params.method == "streets" and lines is not None and len(lines):
+        from .streets import enclosures
 
-        pieces = assign_blocks(polygon, pieces, enclosures(polygon, lines), xy, labels, weights,
-                               params.block_purity)
+        blocks = enclosures(polygon, lines)
+    pieces = split_blocks(polygon, blocks, xy, labels, guide_xy, guide_labels)
     if len(pieces) > 1:
         pieces = clean_fragments(polygon, pieces, xy, labels, weights, params)
     return {lab: _tidy(g) for lab, g in pieces.items() if not g.is_empty}
@@ -138,18 +248,19 @@ def _tidy(geom):
 
 
 def _run(task):
-    unit, polygon, xy, labels, weights, params, lines = task
-    return unit, tessellate_unit(polygon, xy, labels, weights, params, lines)
+    unit, polygon, xy, labels, weights, params, lines, gxy, glabels = task
+    return unit, tessellate_unit(polygon, xy, labels, weights, params, lines, gxy, glabels)
 
 
-def tessellate(units, seeds, params: Params = Params(), progress=None, lines=None) -> dict:
+def tessellate(units, seeds, params: Params = Params(), progress=None, lines=None, guides=None) -> dict:
     """Tessellate every unit: ``{unit: {bv: polygon}}``. Units without seeds are absent.
 
     *units* maps unit code → polygon; *seeds* is the DataFrame of :class:`points.Points`.
     *progress* is called with the number of units finished. *lines*: street lines (metric CRS) for the
-    ``streets`` method.
+    ``streets`` method. *guides*: DataFrame of guide points (``unit``, ``bv``, ``x``, ``y``).
     """
     tasks = []
+    by_unit = {} if guides is None or not len(guides) else dict(list(guides.groupby("unit", sort=True)))
     tree = STRtree(lines) if lines is not None and len(lines) else None
     for unit, grp in seeds.groupby("unit", sort=True):
         sub = None
@@ -159,8 +270,10 @@ def tessellate(units, seeds, params: Params = Params(), progress=None, lines=Non
             sub = shapely.clip_by_rect(lines[tree.query(units[unit], predicate="intersects")],
                                        minx - 10, miny - 10, maxx + 10, maxy + 10)
             sub = sub[~shapely.is_empty(sub)]
+        g = by_unit.get(unit)
+        gxy, glabels = (None, None) if g is None else (g[["x", "y"]].to_numpy(), g["bv"].to_numpy())
         tasks.append((unit, units[unit], grp[["x", "y"]].to_numpy(), grp["bv"].to_numpy(),
-                      grp["weight"].to_numpy(dtype=float), params, sub))
+                      grp["weight"].to_numpy(dtype=float), params, sub, gxy, glabels))
     tasks.sort(key=lambda t: -len(t[2]))
     results = {}
     jobs = max(1, min(params.jobs or os.cpu_count() or 1, len(tasks)))

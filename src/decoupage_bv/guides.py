@@ -1,0 +1,104 @@
+"""Street-side guides: extra seeds that carry the house-number order of each street side.
+
+Official polling stations are defined by street ranges ("rue X, numéros pairs 2 à 40"), so an address
+belongs with its neighbours on the same street and side more than with its nearest neighbour across a
+corner. Between two consecutive numbers of one street side (same parity), guide points are laid along the
+segment that joins them: all of one BV when both are, half and half when the BV changes there. Past the
+first and last known number of a side, a short extension carries the range on towards the corner. Guides
+steer the Voronoi split of a commune (or of a block) but weigh nothing: counts, fragments and quality
+flags use the real addresses only.
+
+Addresses come from the roll's label column (REU ``geo_adresse``, BAN ``result_label``), parsed once per
+distinct value: ``"33t Avenue Duquesne 75007 Paris"`` → number 33, street ``AVENUE DUQUESNE``.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+import numpy as np
+import pandas as pd
+
+from .settings import Params
+
+_ADDRESS = re.compile(
+    r"^\s*(?P<number>\d{1,5})\s*(?:(?:bis|ter|quater|quinquies|[a-z])\b)?[\s,]*(?P<street>.*?)\s*(?:\b\d{5}\b.*)?$",
+    re.IGNORECASE,
+)
+
+
+def _street_key(name: str) -> str:
+    s = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().upper()
+    return re.sub(r"[^A-Z0-9]+", " ", s).strip()
+
+
+def parse_addresses(labels) -> tuple[np.ndarray, np.ndarray]:
+    """House number (``-1`` when none) and normalised street name (``''`` when none) of each address label."""
+    values = pd.Series(labels, dtype=object).fillna("").astype(str)
+    uniq, inverse = np.unique(values.to_numpy(), return_inverse=True)
+    numbers = np.full(len(uniq), -1, dtype=np.int64)
+    streets = np.full(len(uniq), "", dtype=object)
+    for i, label in enumerate(uniq):  # once per distinct label, not per row
+        m = _ADDRESS.match(label)
+        if m and m.group("street"):
+            key = _street_key(m.group("street"))
+            if key and not key.isdigit():
+                numbers[i], streets[i] = int(m.group("number")), key
+    return numbers[inverse], streets[inverse]
+
+
+def street_guides(unit: np.ndarray, bv: np.ndarray, x: np.ndarray, y: np.ndarray, address: np.ndarray,
+                  params: Params = Params()) -> pd.DataFrame:
+    """Guide points (``unit``, ``bv``, ``x``, ``y``) from addresses with a house number, in a metric CRS."""
+    empty = pd.DataFrame({"unit": pd.Series(dtype=object), "bv": pd.Series(dtype=np.int64),
+                          "x": pd.Series(dtype=float), "y": pd.Series(dtype=float)})
+    number, street = parse_addresses(address)
+    ok = (number >= 0) & (street != "")
+    if ok.sum() < 2:
+        return empty
+    d = pd.DataFrame({"unit": np.asarray(unit)[ok], "street": street[ok], "side": number[ok] % 2,
+                      "n": number[ok], "bv": np.asarray(bv)[ok], "x": np.asarray(x, dtype=float)[ok],
+                      "y": np.asarray(y, dtype=float)[ok]})
+    d = d.sort_values(["unit", "street", "side", "n", "x", "y", "bv"], kind="stable").reset_index(drop=True)
+    group = d.groupby(["unit", "street", "side"], sort=False).ngroup().to_numpy()
+    n, b = d["n"].to_numpy(), d["bv"].to_numpy()
+    xy = d[["x", "y"]].to_numpy()
+    step = params.guide_step
+    parts = []
+
+    # between consecutive numbers of one street side
+    a = np.flatnonzero((group[1:] == group[:-1]) & (n[1:] - n[:-1] <= params.guide_max_number_gap))
+    vec = xy[a + 1] - xy[a]
+    length = np.hypot(vec[:, 0], vec[:, 1])
+    a, vec, length = (v[(length <= params.guide_max_distance) & (length >= 2 * step)] for v in (a, vec, length))
+    k = (length // step).astype(np.int64)
+    if len(a):
+        seg = np.repeat(np.arange(len(a)), k - 1)
+        j = np.arange(len(seg)) - np.repeat(np.cumsum(k - 1) - (k - 1), k - 1) + 1
+        t = j / k[seg]
+        lab = np.where(t < 0.5, b[a[seg]], b[a[seg] + 1])
+        parts.append((a[seg], lab, xy[a[seg]] + t[:, None] * vec[seg]))
+
+    # past the ends of a side's known range, away from its neighbour
+    ext = params.guide_extension
+    if ext >= step:
+        first = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
+        last = np.flatnonzero(np.r_[group[1:] != group[:-1], True])
+        multi = last > first
+        end, nb = np.r_[first[multi], last[multi]], np.r_[first[multi] + 1, last[multi] - 1]
+        vec = xy[end] - xy[nb]
+        length = np.hypot(vec[:, 0], vec[:, 1])
+        keep = (length >= 1.0) & (length <= params.guide_max_distance)
+        end, vec, length = end[keep], vec[keep], length[keep]
+        dist = np.arange(step, ext + 1e-9, step)
+        if len(end):
+            e = np.repeat(np.arange(len(end)), len(dist))
+            t = np.tile(dist, len(end)) / length[e]
+            parts.append((end[e], b[end[e]], xy[end[e]] + t[:, None] * vec[e]))
+    if not parts:
+        return empty
+    src = np.concatenate([p[0] for p in parts])
+    return pd.DataFrame({"unit": d["unit"].to_numpy()[src], "bv": np.concatenate([p[1] for p in parts]),
+                         "x": np.concatenate([p[2][:, 0] for p in parts]),
+                         "y": np.concatenate([p[2][:, 1] for p in parts])})
