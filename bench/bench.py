@@ -3,6 +3,7 @@
     python bench/bench.py accuracy     # paris_dev and paris2012_dev, 5 folds, plain / voronoi / streets
     python bench/bench.py noise        # paris_dev with 2 % of addresses moved 30 m and 1 % given a neighbouring BV
     python bench/bench.py cv           # cross-validated parameter choices (fragments, guides) on both sets
+    python bench/bench.py suburbs      # Val-de-Marne 2019 lists (no streets, real geocoding noise): left-out electors
     python bench/bench.py speed        # build time: ours against the peers' 20-line geopandas Voronoi
     python bench/bench.py paris        # build Paris 1er–10e from paris_dev/roll.csv: time, memory
     python bench/bench.py dept31       # ~300 k synthetic addresses over the 586 communes of 31: time, memory
@@ -173,7 +174,7 @@ def plain_voronoi(roll: pd.DataFrame, communes: str):
     pts = gpd.GeoDataFrame(roll[["bv", "commune"]], crs=4326, geometry=gpd.points_from_xy(
         roll["lon"].astype(float), roll["lat"].astype(float))).to_crs(2154)
     pts = pts[~pts.geometry.duplicated()]
-    com = gpd.read_file(communes).to_crs(2154)
+    com = (communes if isinstance(communes, gpd.GeoDataFrame) else gpd.read_file(communes)).to_crs(2154)
     out = []
     for code, poly in zip(com["code"], com.geometry):
         p = pts[pts["commune"] == code]
@@ -248,8 +249,48 @@ def case_speed(method: str) -> list:
     return out
 
 
+def case_suburbs(method: str) -> list:
+    """Val-de-Marne 2019 lists (47 communes, real geocoding noise, no street lines, no official polygons):
+    5 folds over addresses (every elector of an address in one fold), scored on the left-out electors whose
+    BAN answer is a house number, and on the share of BVs in several pieces."""
+    import geopandas as gpd
+
+    from decoupage_bv import Params, build, sources
+    from decoupage_bv.evaluate import address_accuracy
+
+    path = os.path.join(DATA, "reu", "94_electoral_lists_2019_geocoded.csv.bz2")
+    com = gpd.read_file(os.path.join(DATA, "communes", "94_communes_adminexpress2018.geojson"))
+    cols = {"bv": "bureau", "commune_name": "ville", "lon": "longitude", "lat": "latitude",
+            "geo_type": "result_type", "geo_score": "result_score", "citycode": "result_citycode",
+            "address": "result_label"}
+    roll = sources.read_roll(path, columns=cols).rows
+    where = roll["lon"].fillna("") + "," + roll["lat"].fillna("")
+    fold = pd.Series(np.random.default_rng(0).integers(0, 5, size=where.nunique()),
+                     index=sorted(where.unique()))[where].to_numpy()
+    scorable = (roll["geo_type"] == "housenumber").to_numpy() & (pd.to_numeric(roll["geo_score"]) >= 0.5).to_numpy()
+    rows = []
+    for m in (("plain", "voronoi", "guides") if method == "all" else [method]):
+        acc, multi = [], []
+        for k in range(5):
+            train = roll[fold != k]
+            if m == "plain":
+                poly = plain_voronoi(train[scorable[fold != k]].assign(commune=train["citycode"]).dropna(
+                    subset=["commune", "lon", "lat"]).assign(bv=lambda d: d["commune"] + "_" + d["bv"]), com)
+            else:
+                poly = build(train, com, dept="94", params=Params(method="voronoi", guides=m == "guides",
+                                                                    jobs=1)).polygons
+                poly = poly[poly["code_bv"].notna()]
+            test = roll[(fold == k) & scorable].assign(commune=lambda d: d["citycode"])
+            acc.append(address_accuracy(poly, test)["address_accuracy"])
+            multi.append(float(np.mean(poly.geometry.geom_type == "MultiPolygon")))
+        rows.append({"case": "suburbs_94_5fold", "method": m, "address_accuracy": round(float(np.mean(acc)), 4),
+                     "address_accuracy_sd": round(float(np.std(acc)), 4),
+                     "multipart_share": round(float(np.mean(multi)), 4)})
+    return rows
+
+
 CASES = {"paris": case_paris, "dept31": case_dept31, "accuracy": case_accuracy, "noise": case_noise,
-         "cv": case_cv, "speed": case_speed}
+         "cv": case_cv, "speed": case_speed, "suburbs": case_suburbs}
 
 
 def main(argv=None):

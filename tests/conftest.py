@@ -11,6 +11,12 @@ if not os.path.isdir(DATA):
     DATA = os.environ.get("DECOUPAGE_BV_DATA", DATA)
 
 
+@pytest.fixture(autouse=True)
+def _no_internet(monkeypatch):
+    """OpenStreetMap is fetched by default: point it at a closed local port unless a test serves it."""
+    monkeypatch.setenv("DECOUPAGE_BV_OVERPASS_URL", "http://127.0.0.1:9/api")
+
+
 def data(*parts):
     path = os.path.join(DATA, *parts)
     if not os.path.exists(path):

@@ -357,3 +357,69 @@ def test_geocoder_client_retries_and_chunks(server):
     assert len(got) == 5 and list(got["adresse"]) == list(df["adresse"])
     assert len(calls) == 4  # 1 failure + 3 chunks
     assert (flag(got, expected_citycode=pd.Series(["75101"] * 4 + ["75102"])) == ["", "", "", "", "other_commune"]).all()
+
+
+def test_build_fetches_osm_streets_by_default_and_says_when_it_cannot(server, tmp_path, monkeypatch):
+    import geopandas as gpd
+    import numpy as np
+    import shapely
+    from click.testing import CliRunner
+
+    from decoupage_bv.cli import main
+
+    com_path = data("communes", "29_communes_adminexpress2018.geojson")
+    com = gpd.read_file(com_path)
+    com = com[com["code"].isin(["29039", "29046", "29116"])]
+    grid = []
+    for x0, y0, x1, y1 in com.geometry.bounds.to_numpy():
+        grid += [shapely.LineString([(x, y0), (x, y1)]) for x in np.linspace(x0, x1, 8)[1:-1]]
+    ways = json.dumps(_overpass_elements([], grid)).encode()
+    server.post["/overpass/interpreter"] = lambda q: ways
+    monkeypatch.setenv("DECOUPAGE_BV_OVERPASS_URL", server.url + "/overpass")
+    roll = data("reu", "29_reu2022_sample_3communes.csv")
+    cache = str(tmp_path / "raw")
+    out = tmp_path / "bv.gpkg"
+    res = CliRunner().invoke(main, ["build", "--dept", "29", "--addresses", roll, "--communes", com_path,
+                                    "--cache", cache, "-o", str(out), "-q", "-j", "1"])
+    assert res.exit_code == 0, res.output
+    rep = json.loads((tmp_path / "bv.report.json").read_text())
+    assert rep["method"] == "streets" and rep["streets"]["source"].startswith("OpenStreetMap")
+    assert rep["streets"]["lines"] > 0 and rep["streets"]["note"] is None
+    # nothing else was fetched: the roll and the outlines were given
+    assert set(json.loads((tmp_path / "raw" / "manifest.json").read_text())) == {"streets/streets_osm_29.gpkg"}
+    # offline with an empty cache: built all the same, without streets, and the report says why
+    res = CliRunner().invoke(main, ["build", "--dept", "29", "--addresses", roll, "--communes", com_path,
+                                    "--cache", str(tmp_path / "empty"), "--offline", "-o", str(out), "-j", "1"])
+    assert res.exit_code == 0, res.output
+    assert "Warning: no OpenStreetMap streets in the cache" in res.output and "method voronoi" in res.output
+    rep = json.loads((tmp_path / "bv.report.json").read_text())
+    assert rep["method"] == "voronoi" and rep["streets"]["source"] is None and "offline" in rep["streets"]["note"]
+
+
+def test_offline_names_every_missing_source_at_once(tmp_path):
+    from click.testing import CliRunner
+
+    from decoupage_bv.cli import main
+
+    res = CliRunner().invoke(main, ["build", "--dept", "29", "--offline", "--cache", str(tmp_path / "c")])
+    assert res.exit_code == 1
+    first = res.output.strip().splitlines()[0]
+    assert first.startswith("Error: --offline: 4 source(s) not in the cache")
+    for name in ("table-adresses-reu_29.csv", "table-bv-reu_29.csv", "communes", "circonscriptions"):
+        assert name in first
+
+
+def test_osm_block_limits_keep_the_streets_that_bound_blocks():
+    import geopandas as gpd
+    import shapely
+
+    from decoupage_bv.osm import block_limits
+
+    line = shapely.LineString([(0, 0), (1, 1)])
+    f = gpd.GeoDataFrame({"highway": ["residential", "service", "footway", None, None, "primary", "tertiary"],
+                          "railway": [None, None, None, "subway", "rail", None, None],
+                          "tunnel": [None, None, None, None, None, "yes", None],
+                          "layer": [None, None, None, None, None, None, "-1"]},
+                         geometry=[line] * 6 + [shapely.Point(0, 0)], crs=4326)
+    kept = block_limits(f)
+    assert list(kept["highway"].fillna(kept["railway"])) == ["residential", "rail"]

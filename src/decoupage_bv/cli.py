@@ -102,7 +102,9 @@ def main():
 @click.option("--commune-name-column", help="Name column of the outlines (detected by default).")
 @click.option("--streets", type=click.Path(exists=True, dir_okay=False),
               help="Street (and barrier) lines: BV limits then follow them (method streets).")
-@click.option("--osm-streets", is_flag=True, help="Fetch street, rail and waterway lines from OpenStreetMap.")
+@click.option("--osm-streets/--no-osm-streets", default=True, show_default=True,
+              help="Without --streets, fetch street, rail and river lines from OpenStreetMap (cached); when that "
+                   "fails, or offline with none cached, the build goes on without them and says so.")
 @click.option("--geocode", "geocode_columns", multiple=True, metavar="COLUMN",
               help="--addresses is a raw list: geocode it first on these columns (e.g. adresse, cp, ville).")
 @click.option("--geocoder-url", default="https://api-adresse.data.gouv.fr", show_default=True,
@@ -122,13 +124,9 @@ def build(dept, addresses, communes, circonscriptions, bv_table, outputs, cols, 
     dept = normalise_dept(dept)
     if geocode_columns and not addresses:
         raise click.BadParameter("--geocode needs --addresses (a raw address list)", param_hint="--geocode")
-    inputs = complete_inputs(dept, addresses, communes, circonscriptions, bv_table, streets, osm_streets,
-                             Cache(cache), offline, progress=not quiet)
-    addresses = inputs["addresses"]
-    outputs = outputs or (os.path.join("data", "out", f"bv_{dept}.gpkg"),)
-    t0 = time.perf_counter()
     cols = _parse_cols(cols)
-    if geocode_columns:
+    t0 = time.perf_counter()
+    if geocode_columns:  # first, so that what follows (the OSM query's extent) sees coordinates
         from .geocode import GEOCODED_ROLES, geocode_file
 
         stem = os.path.splitext(os.path.basename(addresses))[0]
@@ -136,10 +134,18 @@ def build(dept, addresses, communes, circonscriptions, bv_table, outputs, cols, 
         geocode_file(addresses, list(geocode_columns), geocoded, url=geocoder_url, progress=not quiet)
         addresses = geocoded
         cols = {**GEOCODED_ROLES, **cols}
+    inputs = complete_inputs(dept, addresses, communes, circonscriptions, bv_table, streets,
+                             osm_streets and method != "voronoi", Cache(cache), offline, progress=not quiet,
+                             columns=cols)
+    if inputs["streets_note"] and not quiet:
+        click.echo(f"Warning: {inputs['streets_note']}", err=True)
+    addresses = inputs["addresses"]
+    outputs = outputs or (os.path.join("data", "out", f"bv_{dept}.gpkg"),)
     params = _params(geo_types, min_score, outside_tolerance, fragment_max_addresses, method, no_guides, jobs)
     result = run_build(addresses, inputs["communes"], dept=dept, circonscriptions=inputs["circonscriptions"],
                        columns=cols, commune_code_column=commune_code_column, commune_name_column=commune_name_column,
-                       bv_table=inputs["bv_table"], params=params, progress=not quiet, streets=inputs["streets"])
+                       bv_table=inputs["bv_table"], params=params, progress=not quiet, streets=inputs["streets"],
+                       streets_source=inputs["streets_source"], streets_note=inputs["streets_note"])
     files = result.write(*outputs)
     if not quiet:
         _summary(result.report, files, time.perf_counter() - t0)
@@ -189,17 +195,21 @@ def geocode(input_csv, columns, postcode, citycode, url, min_score, chunk, only_
 
 @main.command()
 @click.option("--dept", required=True, help="Département: 01…95, 2A, 2B, 971…976.")
-@click.option("--osm-streets", is_flag=True, help="Also fetch street, rail and waterway lines from OpenStreetMap.")
+@click.option("--osm-streets/--no-osm-streets", default=True, show_default=True,
+              help="Also fetch street, rail and river lines from OpenStreetMap (a failure there is only a warning).")
 @cache_options
 @quiet_option
 @_errors_to_click
 def fetch(dept, osm_streets, cache, offline, quiet):
-    """Download and cache what a build of DEPT needs (REU tables cut to it, communes, constituencies)."""
-    from .fetch import Cache, fetch_all
+    """Download and cache what a build of DEPT needs (REU tables cut to it, communes, constituencies, streets)."""
+    from .fetch import Cache, complete_inputs
 
-    for name, path in fetch_all(dept, Cache(cache), offline=offline, progress=not quiet,
-                                streets=osm_streets).items():
-        click.echo(f"{name}: {path}")
+    got = complete_inputs(dept, osm_streets=osm_streets, cache=Cache(cache), offline=offline, progress=not quiet)
+    for name in ("addresses", "bv_table", "communes", "circonscriptions", "streets"):
+        if got[name]:
+            click.echo(f"{name}: {got[name]}")
+    if got["streets_note"]:
+        click.echo(f"Warning: {got['streets_note']}", err=True)
 
 
 @main.command()

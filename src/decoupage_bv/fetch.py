@@ -128,7 +128,7 @@ def fetch_reu(dept: str, cache: Cache = Cache(), offline: bool = False, progress
     national file is streamed from data.gouv.fr and only the département's rows are kept.
     """
     dept = codes.normalise_dept(dept)
-    out = {}
+    out, missing = {}, []
     for table in ("table-adresses-reu", "table-bv-reu"):
         rel = f"reu/{table}_{dept}.csv"
         if cache.has(rel):
@@ -139,9 +139,10 @@ def fetch_reu(dept: str, cache: Cache = Cache(), offline: bool = False, progress
             info = _cut_local(cache.path(local), cache.path(rel), _commune_filter(dept))
             cache.record(rel, source=local, fetched=_today(), rows=info["kept"])
         elif offline:
-            raise _offline(cache, rel, f"download {_resource_page('reu', table)} and put it at "
-                                       f"{cache.path(f'reu/{table}.csv')} (it is cut to the département on the "
-                                       "next run), or run without --offline")
+            missing.append(_offline(cache, rel, f"download {_resource_page('reu', table)} and put it at "
+                                                f"{cache.path(f'reu/{table}.csv')} (it is cut to the département "
+                                                "on the next run), or run without --offline"))
+            continue
         else:
             res = resolve("reu", table)
             os.makedirs(os.path.dirname(cache.path(rel)), exist_ok=True)
@@ -150,6 +151,8 @@ def fetch_reu(dept: str, cache: Cache = Cache(), offline: bool = False, progress
             cache.record(rel, url=res["url"], source_sha256=info["sha256"], fetched=_today(), rows=info["kept"],
                          last_modified=res.get("last_modified"))
         out[table] = cache.path(rel)
+    if missing:
+        raise MissingSourceError("; ".join(str(m) for m in missing), hint=" | ".join(m.hint for m in missing))
     return out
 
 
@@ -190,19 +193,18 @@ def fetch_file(key: str, resource: str, rel: str, cache: Cache = Cache(), offlin
     return cache.path(rel)
 
 
-def _roll_area(roll_path: str):
-    import pandas as pd
-
+def _roll_area(roll_path: str, columns: dict | None = None):
     from .osm import area_of_points
+    from .sources import parse_numbers, read_roll
 
-    lon, lat = [], []
-    for chunk in pd.read_csv(roll_path, usecols=lambda c: c in ("longitude", "latitude"), chunksize=500_000):
-        chunk = chunk.apply(pd.to_numeric, errors="coerce").dropna()
-        lon += [chunk["longitude"].min(), chunk["longitude"].max()]
-        lat += [chunk["latitude"].min(), chunk["latitude"].max()]
-    if not lon:
+    rows = read_roll(roll_path, columns=columns).rows  # an unreadable roll is the user's first problem: its error goes up as is
+    lon, lat = parse_numbers(rows["lon"]), parse_numbers(rows["lat"])
+    ok = lon.between(-180, 180) & lat.between(-90, 90)
+    if not ok.any():
         raise DownloadError(f"{roll_path}: no coordinates to bound the OpenStreetMap query")
-    return area_of_points(lon, lat)
+    # the bulk of the roll: a few stray points abroad must not widen the query to a continent
+    lon, lat = lon[ok], lat[ok]
+    return area_of_points([lon.quantile(0.001), lon.quantile(0.999)], [lat.quantile(0.001), lat.quantile(0.999)])
 
 
 def _write_gpkg(gdf, rel: str, cache: Cache, **info) -> str:
@@ -215,7 +217,7 @@ def _write_gpkg(gdf, rel: str, cache: Cache, **info) -> str:
 
 
 def fetch_communes(dept: str, roll_path: str, cache: Cache = Cache(), offline: bool = False,
-                   progress: bool = True) -> str:
+                   progress: bool = True, columns: dict | None = None) -> str:
     """Commune outlines of *dept*: OpenStreetMap through osmnx (boundaries within the roll's extent), else the
     data.gouv.fr file of communes derived from OSM."""
     dept = codes.normalise_dept(dept)
@@ -227,14 +229,15 @@ def fetch_communes(dept: str, roll_path: str, cache: Cache = Cache(), offline: b
         from .osm import communes_from_osm
 
         try:
-            return _write_gpkg(communes_from_osm(dept, _roll_area(roll_path), cache.root), rel, cache,
+            return _write_gpkg(communes_from_osm(dept, _roll_area(roll_path, columns), cache.root), rel, cache,
                                source="OpenStreetMap via osmnx (boundary=administrative, admin_level 8/9)")
         except DownloadError:
             pass  # fall back to the data.gouv.fr file
     return fetch_file("communes", "communes", "communes/communes.geojson", cache, offline, progress)
 
 
-def fetch_streets(dept: str, roll_path: str, cache: Cache = Cache(), offline: bool = False) -> str:
+def fetch_streets(dept: str, roll_path: str, cache: Cache = Cache(), offline: bool = False,
+                  columns: dict | None = None) -> str:
     """Street, rail and waterway lines of *dept* from OpenStreetMap (osmnx), cached as a GeoPackage."""
     dept = codes.normalise_dept(dept)
     rel = f"streets/streets_osm_{dept}.gpkg"
@@ -244,33 +247,58 @@ def fetch_streets(dept: str, roll_path: str, cache: Cache = Cache(), offline: bo
         raise _offline(cache, rel, "run once without --offline, or give a line file with --streets")
     from .osm import streets_from_osm
 
-    return _write_gpkg(streets_from_osm(_roll_area(roll_path), cache.root), rel, cache,
+    return _write_gpkg(streets_from_osm(_roll_area(roll_path, columns), cache.root), rel, cache,
                        source="OpenStreetMap via osmnx (highway, railway, waterway)")
 
 
-def fetch_all(dept: str, cache: Cache = Cache(), offline: bool = False, progress: bool = True,
-              streets: bool = False) -> dict:
-    """Everything ``build --dept`` needs: REU tables, communes and constituencies (and streets if asked)."""
-    dept = codes.normalise_dept(dept)
-    out = fetch_reu(dept, cache, offline, progress)
-    out["communes"] = fetch_communes(dept, out["table-adresses-reu"], cache, offline, progress)
-    if streets:
-        out["streets"] = fetch_streets(dept, out["table-adresses-reu"], cache, offline)
-    out["circonscriptions"] = fetch_file("circonscriptions", "circonscriptions",
-                                         "circonscriptions/circonscriptions.geojson", cache, offline, progress)
-    return out
-
-
 def complete_inputs(dept: str, addresses=None, communes=None, circonscriptions=None, bv_table=None, streets=None,
-                    osm_streets: bool = False, cache: Cache = Cache(), offline: bool = False,
-                    progress: bool = True) -> dict:
-    """The inputs of a build, those not given taken from the cache or the network (see :func:`fetch_all`)."""
-    given = {"addresses": addresses, "communes": communes, "circonscriptions": circonscriptions,
-             "bv_table": bv_table, "streets": streets}
-    if addresses and communes and (streets or not osm_streets):
-        return given
-    got = fetch_all(dept, cache, offline=offline, progress=progress, streets=osm_streets and not streets)
-    fetched = {"addresses": got["table-adresses-reu"], "communes": got["communes"],
-               "circonscriptions": got["circonscriptions"], "bv_table": got["table-bv-reu"],
-               "streets": got.get("streets")}
-    return {k: given[k] or fetched[k] for k in given}
+                    osm_streets: bool = True, cache: Cache = Cache(), offline: bool = False,
+                    progress: bool = True, columns: dict | None = None) -> dict:
+    """The inputs of a build: those not given come from the cache or the network, and only those.
+
+    Constituencies are fetched with the roll or the outlines (a build from local files asks for nothing it
+    was not given). Street lines are optional: when OpenStreetMap cannot be reached, or offline with none
+    cached, the build goes on without them and ``streets_note`` says why. Offline, every missing file is
+    named in one error.
+    """
+    dept = codes.normalise_dept(dept)
+    out = {"addresses": addresses, "communes": communes, "circonscriptions": circonscriptions,
+           "bv_table": bv_table, "streets": streets, "streets_source": os.path.basename(streets) if streets else None,
+           "streets_note": None}
+    missing = []
+
+    def attempt(fn, *args):
+        try:
+            return fn(*args)
+        except MissingSourceError as exc:
+            missing.append(exc)
+            return None
+
+    if not addresses:
+        reu = attempt(fetch_reu, dept, cache, offline, progress)
+        if reu:
+            out["addresses"], out["bv_table"] = reu["table-adresses-reu"], bv_table or reu["table-bv-reu"]
+    if not communes:
+        out["communes"] = attempt(fetch_communes, dept, out["addresses"], cache, offline, progress,
+                                  columns if addresses else None)
+    if not circonscriptions and not (addresses and communes):
+        out["circonscriptions"] = attempt(fetch_file, "circonscriptions", "circonscriptions",
+                                          "circonscriptions/circonscriptions.geojson", cache, offline, progress)
+    if missing:
+        n = sum(str(m).count("--offline forbids") for m in missing)
+        raise MissingSourceError(
+            f"--offline: {n} source(s) not in the cache: " + "; ".join(str(m) for m in missing),
+            hint=" | ".join(dict.fromkeys(m.hint for m in missing if m.hint)))
+    if not streets and osm_streets:
+        rel = f"streets/streets_osm_{dept}.gpkg"
+        if cache.has(rel) or (out["addresses"] and os.path.exists(out["addresses"])):
+            try:
+                out["streets"] = fetch_streets(dept, out["addresses"], cache, offline, columns if addresses else None)
+                out["streets_source"] = "OpenStreetMap via osmnx (" + os.path.basename(out["streets"]) + ")"
+            except MissingSourceError:
+                out["streets_note"] = (f"no OpenStreetMap streets in the cache ({cache.path(rel)}) and --offline: "
+                                       "built without street lines (method voronoi)")
+            except DownloadError as exc:
+                out["streets_note"] = f"OpenStreetMap streets unavailable ({exc}): built without street lines " \
+                                      "(method voronoi)"
+    return out

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 import shapely
 
@@ -16,13 +17,17 @@ from . import codes
 from ._errors import DownloadError
 from ._http import _describe
 
-#: Ways kept as tessellation limits: streets (drivable and walkable), rail lines and waterways as barriers.
+#: Ways kept as block limits. Polling-station limits are street ranges, so blocks are bounded by the streets
+#: that carry addresses (motorway … residential, living_street, pedestrian), and by rail lines and rivers or
+#: canals, which no station straddles. Left out: service roads, footways, paths, cycleways, steps and tracks
+#: (they cut courtyards, parks and car parks into blocks without addresses, not station limits), subways
+#: (underground) and trams (they run along streets already kept). Tunnels and covered ways are dropped.
 STREET_TAGS = {
     "highway": ["motorway", "trunk", "primary", "secondary", "tertiary", "unclassified", "residential",
-                "living_street", "pedestrian", "service", "footway", "path", "cycleway", "steps", "track",
-                "motorway_link", "trunk_link", "primary_link", "secondary_link", "tertiary_link"],
-    "railway": ["rail", "light_rail", "subway", "tram", "narrow_gauge"],
-    "waterway": ["river", "canal", "stream"],
+                "living_street", "pedestrian", "motorway_link", "trunk_link", "primary_link", "secondary_link",
+                "tertiary_link"],
+    "railway": ["rail", "light_rail", "narrow_gauge"],
+    "waterway": ["river", "canal"],
 }
 BOUNDARY_TAGS = {"boundary": "administrative", "admin_level": ["8", "9"]}
 
@@ -73,14 +78,28 @@ def communes_from_osm(dept: str, area, cache_folder: str) -> gpd.GeoDataFrame:
 
 def streets_from_osm(area, cache_folder: str) -> gpd.GeoDataFrame:
     """Street, rail and waterway lines within *area* (WGS84) with their ``highway``/``railway``/``waterway``."""
-    f = _features(area, STREET_TAGS, cache_folder)
-    f = f[f.geometry.geom_type.isin(["LineString", "MultiLineString"])]
+    f = block_limits(_features(area, STREET_TAGS, cache_folder))
     cols = [c for c in ("name", "highway", "railway", "waterway") if c in f.columns]
     out = gpd.GeoDataFrame(pd.DataFrame(f[cols]).reset_index(drop=True).astype(object),
                            geometry=f.geometry.to_numpy(), crs=f.crs)
     if not len(out):
         raise DownloadError("OpenStreetMap answered no street in the area")
     return out
+
+
+def block_limits(features: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """The lines of OSM *features* that bound blocks (see :data:`STREET_TAGS`): wanted tags, above ground."""
+    keep = np.zeros(len(features), dtype=bool)
+    for key, values in STREET_TAGS.items():
+        if key in features.columns:
+            keep |= features[key].isin(values).to_numpy()
+    for key in ("tunnel", "covered"):
+        if key in features.columns:
+            keep &= ~features[key].isin(["yes", "building_passage", "culvert"]).to_numpy()
+    if "layer" in features.columns:
+        keep &= ~(pd.to_numeric(features["layer"], errors="coerce") < 0).to_numpy()
+    f = features[keep]
+    return f[f.geometry.geom_type.isin(["LineString", "MultiLineString"])]
 
 
 def area_of_points(lon, lat, margin: float = 0.01):

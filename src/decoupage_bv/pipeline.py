@@ -63,7 +63,7 @@ def _infer_dept(roll: pd.DataFrame, dept: str | None) -> str | None:
 def build(addresses, communes, dept: str | None = None, circonscriptions=None, columns: dict | None = None,
           commune_code_column: str | None = None, commune_name_column: str | None = None,
           bv_table: str | None = None, params: Params = Params(), progress: bool = False,
-          streets=None) -> BuildResult:
+          streets=None, streets_source: str | None = None, streets_note: str | None = None) -> BuildResult:
     """Build polling-station polygons for one département (or whatever the inputs cover).
 
     Parameters
@@ -83,7 +83,9 @@ def build(addresses, communes, dept: str | None = None, circonscriptions=None, c
     progress : bool
         Show a progress bar on stderr.
     streets : str or geopandas.GeoDataFrame, optional
-        Street lines for ``params.method == "streets"``.
+        Street lines for ``params.method == "streets"`` (``auto`` picks it when lines are given).
+    streets_source, streets_note : str, optional
+        Where the lines come from, and why there are none; both go to the report.
     """
     dept = codes.normalise_dept(dept) if dept else None
     if params.method not in ("auto", "voronoi", "streets"):
@@ -149,6 +151,14 @@ def build(addresses, communes, dept: str | None = None, circonscriptions=None, c
             bar.close()
     gdf, not_drawn = assemble(pts, pieces, com, circ)
     report = _report(dept, crs, params, roll_info, com_file, pts, gdf, not_drawn, len(roll))
+    report["streets"] = {
+        "source": streets_source or (os.path.basename(str(streets)) if isinstance(streets, (str, os.PathLike))
+                                     else ("GeoDataFrame" if streets is not None else None)),
+        "lines": int(len(lines)) if lines is not None else 0,
+        "note": streets_note,
+    }
+    report["guides"] = {"used": bool(pts.guides is not None and len(pts.guides)),
+                        "points": int(len(pts.guides)) if pts.guides is not None else 0}
     return BuildResult(polygons=gdf, report=report)
 
 

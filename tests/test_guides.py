@@ -1,0 +1,102 @@
+"""Street-side guides: parsing address labels, guide points, and what they change on real and hand-made rolls."""
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+import shapely
+
+from conftest import data, roll_rows, square_communes
+from decoupage_bv import Params, build
+from decoupage_bv.evaluate import evaluate, outline_leak
+from decoupage_bv.guides import parse_addresses, street_guides
+
+X0, Y0 = 650000.0, 6860000.0
+
+
+def test_parse_addresses():
+    n, s = parse_addresses(["33t Avenue Duquesne 75007 Paris", "16 QUAI FRANCOIS MITTERRAND 75001 Paris",
+                            "12 bis rue de l'Église 94000 Créteil", "Rue sans numéro 75001 Paris", "", None,
+                            "5 75001 Paris", "7 B Allée des Pins", "33t Avenue Duquesne 75007 Paris"])
+    assert list(n) == [33, 16, 12, -1, -1, -1, -1, 7, 33]
+    assert list(s) == ["AVENUE DUQUESNE", "QUAI FRANCOIS MITTERRAND", "RUE DE L EGLISE", "", "", "", "",
+                       "ALLEE DES PINS", "AVENUE DUQUESNE"]
+
+
+def _guides(rows, **params):
+    unit, bv, x, y, adr = zip(*rows)
+    return street_guides(np.array(unit, dtype=object), np.array(bv), np.array(x, float), np.array(y, float),
+                         np.array(adr, dtype=object), Params(**params))
+
+
+def test_guides_follow_one_street_side_and_split_where_the_bv_changes():
+    rows = [("u", 1, 0.0, 0.0, "2 Rue A"), ("u", 1, 40.0, 0.0, "4 Rue A"), ("u", 2, 80.0, 0.0, "6 Rue A"),
+            ("u", 3, 20.0, 10.0, "3 Rue A"),  # odd side: never joined to the even side
+            ("u", 3, 20.0, 500.0, "5 Rue A")]  # too far from no. 3
+    g = _guides(rows, guide_extension=0.0)
+    assert set(g["bv"]) == {1, 2} and (g["y"] == 0).all()
+    assert g.loc[g["x"] < 40, "bv"].eq(1).all() and ((g["x"] > 0) & (g["x"] < 40)).sum() == 9
+    between = g[(g["x"] > 40) & (g["x"] < 80)]
+    assert between.loc[between["x"] < 60, "bv"].eq(1).all() and between.loc[between["x"] > 60, "bv"].eq(2).all()
+    # past the ends of the range, away from the neighbour
+    g = _guides(rows, guide_extension=8.0)
+    ends = g[(g["x"] < 0) | (g["x"] > 80)]
+    assert sorted(ends["x"].round(6)) == [-8.0, -4.0, 84.0, 88.0]
+    assert ends.loc[ends["x"] < 0, "bv"].eq(1).all() and ends.loc[ends["x"] > 80, "bv"].eq(2).all()
+
+
+def test_guides_need_two_numbered_addresses():
+    assert _guides([("u", 1, 0.0, 0.0, "Rue A")]).empty
+    assert _guides([("u", 1, 0.0, 0.0, "2 Rue A"), ("u", 1, 30.0, 0.0, "Place B")]).empty
+
+
+def test_guides_keep_an_address_with_its_street_side():
+    # Rue A (even numbers, BV 1) with 40 m between known numbers; Rue B (BV 2) behind it, 14 m away.
+    # Nos. 4, 8, … of Rue A are not in the roll: plain Voronoi gives their spot to Rue B, guides to Rue A.
+    com = square_communes([("31001", "Alpha", X0, Y0, 1000.0)])
+    rows = [("31001_1", "31001", X0 + 100 + 40 * k, Y0 + 500, "housenumber", 0.95, 1, f"{2 + 4 * k} Rue A")
+            for k in range(10)]
+    rows += [("31001_2", "31001", X0 + 120 + 40 * k, Y0 + 514, "housenumber", 0.95, 1, f"{1 + 4 * k} Rue B")
+             for k in range(10)]
+    roll = roll_rows([r[:7] for r in rows]).assign(address=[r[7] for r in rows])
+    left_out = [shapely.Point(X0 + 120 + 40 * k, Y0 + 503) for k in range(9)]
+    with_guides = build(roll, com, params=Params(jobs=1)).polygons.set_index("code_bv").to_crs(2154)
+    without = build(roll, com, params=Params(jobs=1, guides=False)).polygons.set_index("code_bv").to_crs(2154)
+    assert all(with_guides.loc["0001"].geometry.contains(p) for p in left_out)
+    assert not any(without.loc["0001"].geometry.contains(p) for p in left_out)
+    assert with_guides.geometry.geom_type.eq("Polygon").all()
+
+
+@pytest.fixture(scope="module")
+def paris2012():
+    roll = pd.read_csv(data("paris2012_dev", "roll.csv"), dtype=str).rename(columns={
+        "id_brut_bv_reu": "bv", "code_commune_ref": "commune", "longitude": "lon", "latitude": "lat",
+        "nb_adresses": "count", "geo_adresse": "address", "nb_electeurs": "electors"})
+    test = np.random.default_rng(2).random(len(roll)) < 0.2
+    return roll[~test], roll[test]
+
+
+def test_real_list_guides_and_streets_beat_plain_voronoi(paris2012):
+    """The real 2012 list (labels from the list, not the map): each step must pay on every measure."""
+    train, test = paris2012
+    com, off = data("paris2012_dev", "communes.geojson"), data("paris2012_dev", "official.geojson")
+    plain = evaluate(build(train.drop(columns="address"), com).polygons, off, test_addresses=test)
+    guided = evaluate(build(train, com).polygons, off, test_addresses=test)
+    streets = evaluate(build(train, com, streets=data("paris_dev", "streets_voie.geojson")).polygons, off,
+                       test_addresses=test)
+    assert plain["elector_accuracy"] < 0.935 and guided["elector_accuracy"] > plain["elector_accuracy"] + 0.015
+    assert streets["elector_accuracy"] > 0.96 and streets["area_agreement"] > 0.9
+    assert streets["area_agreement"] > guided["area_agreement"] > plain["area_agreement"]
+    assert streets["multipart_share"] < 0.05 and guided["multipart_share"] < 0.05
+
+
+def test_outline_leak_check():
+    for name in ("paris_dev", "paris2012_dev"):
+        off = data(name, "official.geojson")
+        honest = outline_leak(data(name, "communes.geojson"), off)
+        assert len(honest) == 10 and honest["interior_limit_share"].max() < 0.01
+        assert (honest["pieces"] == 1).all()
+        # the raw union of the official polygons falls apart along BV limits: the check must see it
+        raw = gpd.read_file(off).dissolve("code_insee", as_index=False).rename(columns={"code_insee": "code"})
+        leaky = outline_leak(raw, off)
+        assert leaky["interior_limit_share"].min() > 0.5
