@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
+
 from ._errors import InputError
 
 _DEPT_RE = re.compile(r"^(0[1-9]|[1-8]\d|9[0-5]|2A|2B|97[1-6])$")
@@ -29,6 +31,17 @@ ARM_PARENTS = frozenset(p for _, _, p in _ARM_RANGES)
 
 _COMMUNE_RE = re.compile(r"^(\d{5}|2[AB]\d{3})$")
 _RAW_PREFIX_RE = re.compile(r"^\s*(\d{5}|2[AB]\d{3})\s*_(.*)$", re.IGNORECASE)
+
+
+def map_distinct(values, fn):
+    """``values.map(fn)`` for a pandas Series, calling *fn* once per distinct value: rolls repeat the same
+    commune and BV codes over thousands of rows."""
+    import pandas as pd
+
+    values = values if isinstance(values, pd.Series) else pd.Series(values)
+    uniq, inverse = np.unique(values.fillna("\x00").astype(str).to_numpy(), return_inverse=True)
+    mapped = np.array([None if u == "\x00" else fn(u) for u in uniq], dtype=object)
+    return pd.Series(mapped[inverse.reshape(-1)], index=values.index, dtype=object)
 
 
 def normalise_dept(value) -> str:

@@ -35,17 +35,16 @@ def _street_key(name: str) -> str:
 
 def parse_addresses(labels) -> tuple[np.ndarray, np.ndarray]:
     """House number (``-1`` when none) and normalised street name (``''`` when none) of each address label."""
-    values = pd.Series(labels, dtype=object).fillna("").astype(str)
-    uniq, inverse = np.unique(values.to_numpy(), return_inverse=True)
-    numbers = np.full(len(uniq), -1, dtype=np.int64)
-    streets = np.full(len(uniq), "", dtype=object)
-    for i, label in enumerate(uniq):  # once per distinct label, not per row
-        m = _ADDRESS.match(label)
-        if m and m.group("street"):
-            key = _street_key(m.group("street"))
-            if key and not key.isdigit():
-                numbers[i], streets[i] = int(m.group("number")), key
-    return numbers[inverse], streets[inverse]
+    parts = pd.Series(labels, dtype=object).fillna("").astype(str).str.extract(_ADDRESS)
+    # street names repeat: normalise each distinct one once
+    uniq, inverse = np.unique(parts["street"].fillna("").to_numpy(dtype=str), return_inverse=True)
+    keys = np.array([_street_key(u) for u in uniq], dtype=object)
+    keys[np.array([k.isdigit() for k in keys], dtype=bool)] = ""
+    streets = keys[inverse.reshape(-1)].copy()
+    numbers = pd.to_numeric(parts["number"], errors="coerce").fillna(-1).to_numpy(dtype=np.int64, copy=True)
+    numbers[streets == ""] = -1
+    streets[numbers < 0] = ""
+    return numbers, streets
 
 
 def street_guides(unit: np.ndarray, bv: np.ndarray, x: np.ndarray, y: np.ndarray, address: np.ndarray,

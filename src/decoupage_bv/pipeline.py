@@ -48,7 +48,7 @@ def _infer_dept(roll: pd.DataFrame, dept: str | None) -> str | None:
         return codes.normalise_dept(dept)
     if "commune" not in roll:
         return None
-    found = sorted({codes.dept_of_commune(c) for c in roll["commune"].map(codes.normalise_commune).dropna()})
+    found = sorted({codes.dept_of_commune(c) for c in codes.map_distinct(roll["commune"], codes.normalise_commune).dropna()})
     overseas = [d for d in found if d.startswith("97")]
     if overseas and len(found) > 1:
         raise InputError(f"the roll spans départements {', '.join(found[:6])}…; choose one with --dept")

@@ -114,7 +114,7 @@ def prepare_points(roll: pd.DataFrame, communes: gpd.GeoDataFrame, crs: str, par
     df = roll.copy()
     n0 = len(df)
 
-    raw = df["bv"].fillna("").astype(str).str.strip().map(canonical_bv_id)
+    raw = codes.map_distinct(df["bv"].fillna("").astype(str).str.strip(), canonical_bv_id)
     bad_id = (raw == "") | raw.str.contains(r"[\x00-\x1f]", regex=True)
     drops["missing_or_malformed_bv_id"] += int(bad_id.sum())
     df = df[~bad_id].assign(bv=raw[~bad_id])
@@ -133,7 +133,7 @@ def prepare_points(roll: pd.DataFrame, communes: gpd.GeoDataFrame, crs: str, par
         drops["unknown_commune"] += len(unknown)
     df = df[df["unit"].notna()].copy()
 
-    prefixes = df["bv"].map(lambda r: codes.split_raw_bv(r)[0])
+    prefixes = codes.map_distinct(df["bv"], lambda r: codes.split_raw_bv(r)[0])
     mismatch = prefixes.notna() & (prefixes != df["code_insee"])
     notes["bv_id_prefix_differs_from_commune"] += int(mismatch.sum())
 
@@ -173,9 +173,10 @@ def prepare_points(roll: pd.DataFrame, communes: gpd.GeoDataFrame, crs: str, par
     drop("low_geocoding_score", low)
     keep &= ~low
     if "citycode" in df:
-        cc = df["citycode"].fillna("").astype(str).str.strip().map(lambda c: codes.normalise_commune(c) or "")
-        same = (cc == df["code_insee"]) | (cc.map(lambda c: codes.arrondissement_parent(c) or c)
-                                           == df["code_insee"].map(lambda c: codes.arrondissement_parent(c) or c))
+        cc = codes.map_distinct(df["citycode"].fillna("").astype(str).str.strip(),
+                                lambda c: codes.normalise_commune(c) or "")
+        city = lambda c: codes.arrondissement_parent(c) or c  # noqa: E731
+        same = (cc == df["code_insee"]) | (codes.map_distinct(cc, city) == codes.map_distinct(df["code_insee"], city))
         other = keep & (cc != "").to_numpy() & ~same.to_numpy()
         drop("geocoded_in_other_commune", other)
         keep &= ~other
@@ -227,16 +228,16 @@ def _counts(df: pd.DataFrame, notes: Counter) -> np.ndarray:
 def _resolve_communes(df: pd.DataFrame, communes: gpd.GeoDataFrame, notes: Counter) -> pd.Series:
     """INSEE code per row: from the code column, else by name (then the geocoder's citycode) against the outlines."""
     if "commune" in df:
-        return df["commune"].map(codes.normalise_commune)
+        return codes.map_distinct(df["commune"], codes.normalise_commune)
     by_name: dict = {}
     for code, nom in zip(communes["code"], communes["nom"]):
         by_name.setdefault(normalise_name(nom), set()).add(code)
     unique = {k: next(iter(v)) for k, v in by_name.items() if len(v) == 1}
-    names = df["commune_name"].fillna("").map(normalise_name)
+    names = codes.map_distinct(df["commune_name"].fillna(""), normalise_name)
     out = names.map(unique)
     if "citycode" in df:
         known = set(communes["code"])
-        cc = df["citycode"].map(codes.normalise_commune)
+        cc = codes.map_distinct(df["citycode"], codes.normalise_commune)
         fill = out.isna() & cc.isin(known)
         notes["commune_taken_from_geocoder_citycode"] += int(fill.sum())
         out = out.where(~fill, cc)
