@@ -119,11 +119,15 @@ def build(dept, addresses, communes, circonscriptions, bv_table, outputs, cols, 
     """Build BV polygons for a département (inputs not given are fetched and cached)."""
     from .codes import normalise_dept
     from .fetch import Cache, complete_inputs
+    from .outputs import check_outputs, report_path
     from .pipeline import build as run_build
 
     dept = normalise_dept(dept)
     if geocode_columns and not addresses:
         raise click.BadParameter("--geocode needs --addresses (a raw address list)", param_hint="--geocode")
+    outputs = outputs or (os.path.join("data", "out", f"bv_{dept}.gpkg"),)
+    check_outputs(outputs)  # before any download or computation
+    check_outputs([report_path(o) for o in outputs], polygons=False)
     cols = _parse_cols(cols)
     t0 = time.perf_counter()
     if geocode_columns:  # first, so that what follows (the OSM query's extent) sees coordinates
@@ -140,7 +144,6 @@ def build(dept, addresses, communes, circonscriptions, bv_table, outputs, cols, 
     if inputs["streets_note"] and not quiet:
         click.echo(f"Warning: {inputs['streets_note']}", err=True)
     addresses = inputs["addresses"]
-    outputs = outputs or (os.path.join("data", "out", f"bv_{dept}.gpkg"),)
     params = _params(geo_types, min_score, outside_tolerance, fragment_max_addresses, method, no_guides, jobs)
     result = run_build(addresses, inputs["communes"], dept=dept, circonscriptions=inputs["circonscriptions"],
                        columns=cols, commune_code_column=commune_code_column, commune_name_column=commune_name_column,

@@ -17,6 +17,7 @@ import shapely
 from pyproj import Transformer
 
 from .evaluate import evaluate
+from .outputs import check_outputs
 from .pipeline import BuildResult, build
 from .settings import Params
 
@@ -83,7 +84,8 @@ def synthetic_territory(seed: int = 0):
 
 def run_demo(out_dir: str = "data/out/demo", params: Params = Params(), progress: bool = False) -> tuple:
     """Write the synthetic inputs, build, write the outputs and evaluate; returns (BuildResult, scores, files)."""
-    os.makedirs(out_dir, exist_ok=True)
+    outputs = [os.path.join(out_dir, f"bv_demo.{ext}") for ext in ("gpkg", "geojson", "shp")]
+    check_outputs(outputs)
     roll, communes, official, streets = synthetic_territory()
     rng = np.random.default_rng(1)
     test = rng.random(len(roll)) < 0.2
@@ -98,7 +100,6 @@ def run_demo(out_dir: str = "data/out/demo", params: Params = Params(), progress
     streets_path = os.path.join(out_dir, "demo_streets.geojson")
     streets.to_file(streets_path, driver="GeoJSON")
     result: BuildResult = build(roll_path, com_path, params=params, progress=progress, streets=streets_path)
-    outputs = [os.path.join(out_dir, f"bv_demo.{ext}") for ext in ("gpkg", "geojson", "shp")]
     files = result.write(*outputs)
     scores = evaluate(result.polygons, official, test_addresses=test_path)
     return result, scores, files

@@ -9,6 +9,7 @@ import tempfile
 
 import geopandas as gpd
 import pyogrio
+import shapely
 
 from ._errors import OutputError
 from .attributes import SHAPEFILE_FIELDS
@@ -32,80 +33,175 @@ def report_path(path: str) -> str:
     return os.path.splitext(path)[0] + ".report.json"
 
 
-def write_polygons(gdf: gpd.GeoDataFrame, path: str, layer: str = "bureaux_de_vote") -> None:
-    """Write *gdf* to *path* (format from the extension); the file appears whole or not at all.
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
-    GeoJSON is written in WGS84 per RFC 7946; GeoPackage and Shapefile keep the metric CRS. Shapefile
-    columns are renamed to :data:`attributes.SHAPEFILE_FIELDS` and a UTF-8 ``.cpg`` is written.
+
+def _follow_umask(path: str) -> None:
+    """Temporary files are created 0600; a finished output gets the mode of any file the user creates."""
+    os.chmod(path, 0o666 & ~_umask())
+
+
+def check_outputs(paths, polygons: bool = True) -> None:
+    """Fail before any work when an output cannot be written: unknown extension, a folder in the way,
+    or no write permission where it would go."""
+    for path in paths:
+        if polygons:
+            format_of(path)
+        if os.path.isdir(path):
+            raise OutputError(f"{path}: is a folder, not a file")
+        folder = os.path.dirname(os.path.abspath(path))
+        existing = folder
+        while not os.path.exists(existing):
+            existing = os.path.dirname(existing)
+        if not os.path.isdir(existing):
+            raise OutputError(f"{path}: cannot write ({existing} is a file, not a folder)")
+        try:  # the only sure test (permissions, read-only or special file systems, quotas): try
+            os.makedirs(folder, exist_ok=True)
+            fd, probe = tempfile.mkstemp(prefix=".write-test.", dir=folder)
+            os.close(fd)
+            os.remove(probe)
+        except OSError as exc:
+            raise OutputError(f"{path}: cannot write ({exc.strerror or exc})") from None
+        if os.path.exists(path) and not os.access(path, os.W_OK):
+            raise OutputError(f"{path}: cannot write (Permission denied)")
+
+
+class OutputSet:
+    """Files that appear together or not at all: each is written to a temporary name beside its target,
+    and all are renamed into place only when every one of them is whole.
+
+    >>> with OutputSet() as out:
+    ...     out.polygons(gdf, "bv.gpkg")
+    ...     out.json(report, "bv.report.json")
     """
-    driver = format_of(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    try:
-        os.makedirs(folder, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"{path}: cannot create folder ({exc.strerror})") from None
-    stem, ext = os.path.splitext(os.path.basename(path))
-    tmpdir = tempfile.mkdtemp(prefix=f".{stem}.", dir=folder)
-    try:
+
+    def __init__(self):
+        self._moves: list[tuple[str, str]] = []
+        self._tmpdirs: list[str] = []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        try:
+            if exc_type is None:
+                self._commit()
+        finally:
+            for d in self._tmpdirs:
+                shutil.rmtree(d, ignore_errors=True)
+        return False
+
+    def _tmpdir(self, path: str) -> str:
+        folder = os.path.dirname(os.path.abspath(path))
+        stem = os.path.splitext(os.path.basename(path))[0]
+        try:
+            os.makedirs(folder, exist_ok=True)
+            d = tempfile.mkdtemp(prefix=f".{stem}.", dir=folder)
+        except OSError as exc:
+            raise OutputError(f"{path}: cannot write ({exc.strerror or exc})") from None
+        self._tmpdirs.append(d)
+        return d
+
+    def file(self, path: str, write) -> None:
+        """Stage ``write(tmp)`` for *path*."""
+        tmp = os.path.join(self._tmpdir(path), os.path.basename(path))
+        try:
+            write(tmp)
+        except OSError as exc:
+            raise OutputError(f"{path}: cannot write ({exc.strerror or exc})") from None
+        self._moves.append((tmp, path))
+
+    def polygons(self, gdf: gpd.GeoDataFrame, path: str, layer: str = "bureaux_de_vote") -> None:
+        """Stage *gdf* for *path* (format from the extension); see :func:`write_polygons`."""
+        driver = format_of(path)
+        tmpdir = self._tmpdir(path)
+        stem, ext = os.path.splitext(os.path.basename(path))
         tmp = os.path.join(tmpdir, stem + ext)
-        kwargs = {}
-        data = gdf
+        data, kwargs = gdf, {"layer": layer}
         if driver == "GeoJSON":
-            data = gdf.to_crs("EPSG:4326")
+            data = shared_edges_to_wgs84(gdf)
             kwargs = {"layer_options": {"RFC7946": "YES", "WRITE_NAME": "NO"}}
         elif driver == "ESRI Shapefile":
             data = gdf.rename(columns=SHAPEFILE_FIELDS)
             kwargs = {"layer_options": {"ENCODING": "UTF-8", "DBF_DATE_LAST_UPDATE": _FIXED_DATE[:10]}}
-        else:
-            kwargs = {"layer": layer}
         pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": _FIXED_DATE})
         try:
             pyogrio.write_dataframe(data, tmp, driver=driver, **kwargs)
+        except (OSError, pyogrio.errors.DataSourceError) as exc:
+            raise OutputError(f"{path}: cannot write ({getattr(exc, 'strerror', None) or exc})") from None
         finally:
             pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": None})
-        if driver == "ESRI Shapefile":
-            for sidecar in _SHP_SIDECARS:  # .shp last: readers look for it first
+        if driver == "ESRI Shapefile":  # .shp last: readers look for it first
+            for sidecar in _SHP_SIDECARS:
                 src = os.path.join(tmpdir, stem + sidecar)
                 if os.path.exists(src):
-                    os.replace(src, os.path.splitext(path)[0] + sidecar)
+                    self._moves.append((src, os.path.splitext(path)[0] + sidecar))
         else:
-            os.replace(tmp, path)
-    except OSError as exc:
-        raise OutputError(f"{path}: cannot write ({exc.strerror or exc})") from None
-    finally:
-        shutil.rmtree(tmpdir, ignore_errors=True)
+            self._moves.append((tmp, path))
+
+    def json(self, data: dict, path: str) -> None:
+        def dump(tmp):
+            with open(tmp, "w", encoding="utf-8") as fh:
+                json.dump(data, fh, ensure_ascii=False, indent=2)
+                fh.write("\n")
+
+        self.file(path, dump)
+
+    def csv(self, df, path: str) -> None:
+        self.file(path, lambda tmp: df.to_csv(tmp, index=False))
+
+    def _commit(self) -> None:
+        for tmp, path in self._moves:
+            try:
+                _follow_umask(tmp)
+                os.replace(tmp, path)
+            except OSError as exc:
+                raise OutputError(f"{path}: cannot write ({exc.strerror or exc})") from None
+
+
+def shared_edges_to_wgs84(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Reproject to WGS84 keeping shared edges shared: GDAL rounds RFC 7946 coordinates to 7 decimals, so the
+    coverage is snapped to that grid first, in one piece, so that a vertex on one side of an edge and the
+    same edge on the other side land on the same grid nodes."""
+    out = gdf.to_crs("EPSG:4326")
+    geoms = out.geometry.values
+    ok = ~(shapely.is_empty(geoms) | shapely.is_missing(geoms))
+    if ok.sum() > 1:
+        snapped = shapely.set_precision(geoms[ok], 1e-7)
+        cleaned = shapely.coverage_clean(snapped)
+        geoms = geoms.copy()
+        geoms[ok] = shapely.set_precision(cleaned, 1e-7)
+        out = out.set_geometry(geoms)
+    return out
+
+
+def write_polygons(gdf: gpd.GeoDataFrame, path: str, layer: str = "bureaux_de_vote") -> None:
+    """Write *gdf* to *path* (format from the extension); the file appears whole or not at all.
+
+    GeoJSON is written in WGS84 per RFC 7946 with shared edges kept shared; GeoPackage and Shapefile keep the
+    metric CRS. Shapefile columns are renamed to :data:`attributes.SHAPEFILE_FIELDS` and a UTF-8 ``.cpg`` is
+    written.
+    """
+    with OutputSet() as out:
+        out.polygons(gdf, path, layer)
 
 
 def atomic_write(path: str, write) -> None:
     """Call ``write(tmp)`` on a temporary file beside *path*, then rename it to *path*."""
-    folder = os.path.dirname(os.path.abspath(path))
-    try:
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp.", suffix=os.path.splitext(path)[1], dir=folder)
-        os.close(fd)
-    except OSError as exc:
-        raise OutputError(f"{path}: cannot write ({exc.strerror or exc})") from None
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise OutputError(f"{path}: cannot write ({exc.strerror or exc})") from None
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with OutputSet() as out:
+        out.file(path, write)
 
 
 def write_json(data: dict, path: str) -> None:
     """Write JSON atomically, keys in a stable order."""
-
-    def dump(tmp):
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, ensure_ascii=False, indent=2)
-            fh.write("\n")
-
-    atomic_write(path, dump)
+    with OutputSet() as out:
+        out.json(data, path)
 
 
 def write_csv(df, path: str) -> None:
     """Write a DataFrame as UTF-8 CSV atomically."""
-    atomic_write(path, lambda tmp: df.to_csv(tmp, index=False))
+    with OutputSet() as out:
+        out.csv(df, path)

@@ -14,7 +14,7 @@ import shapely
 from . import __version__, codes, sources
 from ._errors import InputError
 from .attributes import SHAPEFILE_FIELDS, assemble
-from .outputs import report_path, write_json, write_polygons
+from .outputs import OutputSet, check_outputs, report_path
 from .points import prepare_points
 from .settings import Params
 from .tessellation import tessellate
@@ -32,15 +32,16 @@ class BuildResult:
         return self.report["bv_not_drawn"]
 
     def write(self, *paths: str) -> list[str]:
-        """Write the polygons to each path and the report beside each; returns the files written."""
-        written = []
-        for p in paths:
-            write_polygons(self.polygons, p)
-            written.append(p)
-        for r in sorted({report_path(p) for p in paths}):
-            write_json(self.report, r)
-            written.append(r)
-        return written
+        """Write the polygons to each path and the report beside each, all or none; returns the files."""
+        reports = sorted({report_path(p) for p in paths})
+        check_outputs(paths)
+        check_outputs(reports, polygons=False)
+        with OutputSet() as out:
+            for p in paths:
+                out.polygons(self.polygons, p)
+            for r in reports:
+                out.json(self.report, r)
+        return list(paths) + reports
 
 
 def _infer_dept(roll: pd.DataFrame, dept: str | None) -> str | None:
@@ -135,7 +136,13 @@ def build(addresses, communes, dept: str | None = None, circonscriptions=None, c
             t = t[t["miom"].notna()]
             bv_codes = dict(zip(t["bv"], t["miom"]))
 
-    pts = prepare_points(roll, com, crs, params, bv_codes=bv_codes)
+    source = roll_info["file"] or "addresses"
+    pts = prepare_points(roll, com, crs, params, bv_codes=bv_codes, source=source)
+    used = len(roll) - sum(pts.drops.values())
+    if used == 0 or used < 0.1 * len(roll):
+        reasons = ", ".join(f"{k} {v}" for k, v in pts.drops.most_common(4))
+        raise InputError(f"{source}: only {used} of {len(roll)} rows are usable positions ({reasons}); "
+                         "nothing worth drawing — check the coordinate and commune columns")
     unit_geom = dict(zip(pts.units["unit"], pts.units.geometry.values))
     bar = _bar(len(pts.seeds["unit"].unique()), progress)
     try:

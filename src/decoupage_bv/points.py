@@ -19,6 +19,7 @@ from pyproj import Transformer
 from scipy.spatial import cKDTree
 
 from . import codes
+from ._errors import InputError
 from .guides import street_guides
 from .settings import Params
 from .sources import parse_numbers
@@ -104,7 +105,7 @@ def _city_name(arm_name: str) -> str:
 
 
 def prepare_points(roll: pd.DataFrame, communes: gpd.GeoDataFrame, crs: str, params: Params = Params(),
-                   bv_codes: dict | None = None) -> Points:
+                   bv_codes: dict | None = None, source: str = "addresses") -> Points:
     """Turn canonical roll rows (see :func:`sources.read_roll`) into seeds per commune.
 
     *bv_codes* optionally maps raw BV ids to Ministry ids (from ``table-bv-reu``'s ``id_brut_miom``).
@@ -157,6 +158,7 @@ def prepare_points(roll: pd.DataFrame, communes: gpd.GeoDataFrame, crs: str, par
     lat = parse_numbers(df["lat"]) if "lat" in df else pd.Series(np.nan, index=df.index)
     missing = lon.isna() | lat.isna()
     invalid = ~missing & ((lon.abs() > 180) | (lat.abs() > 90) | ((lon == 0) & (lat == 0)))
+    _check_not_metric(lon[invalid], lat[invalid], int((~missing).sum()), source)
     drop("missing_coordinates", missing)
     drop("invalid_coordinates", invalid)
     ok = ~(missing | invalid)
@@ -188,8 +190,10 @@ def prepare_points(roll: pd.DataFrame, communes: gpd.GeoDataFrame, crs: str, par
     for g in unit_geom.values():
         shapely.prepare(g)
     pts = shapely.points(x, y)
-    inside = shapely.dwithin(np.array([unit_geom[u] for u in df["unit"]], dtype=object), pts,
-                             params.outside_tolerance) if len(df) else np.zeros(0, dtype=bool)
+    own = np.array([unit_geom[u] for u in df["unit"]], dtype=object)
+    inside = shapely.dwithin(own, pts, params.outside_tolerance) if len(df) else np.zeros(0, dtype=bool)
+    if len(df) >= 10 and inside.mean() < 0.5:
+        _check_not_swapped(own, lon.to_numpy(), lat.to_numpy(), crs, params, source)
     drop("outside_commune", ~inside)
     pts_df = pd.DataFrame({"unit": df["unit"].to_numpy(), "bv": df["bv_index"].to_numpy(), "x": x, "y": y,
                            "weight": df["weight"].to_numpy(), "score": np.nan_to_num(score, nan=0.0)})[inside]
@@ -214,6 +218,29 @@ def prepare_points(roll: pd.DataFrame, communes: gpd.GeoDataFrame, crs: str, par
     return Points(units=units_m, bvs=bvs, seeds=seeds, crs=crs, drops=Counter({k: v for k, v in drops.items() if v}),
                   notes=Counter({k: v for k, v in notes.items() if v}), unknown_communes=unknown_communes,
                   bv_drops=bv_drops, guides=guides)
+
+
+def _check_not_metric(lon: pd.Series, lat: pd.Series, n_with_coordinates: int, source: str) -> None:
+    """Lambert-93 (or another metric CRS) in the longitude/latitude columns: say so instead of dropping it all."""
+    if n_with_coordinates == 0 or len(lon) < 0.5 * n_with_coordinates:
+        return
+    lambert = ((lon.between(50_000, 1_300_000) & lat.between(6_000_000, 7_200_000))
+               | (lat.between(50_000, 1_300_000) & lon.between(6_000_000, 7_200_000)))
+    what = "Lambert-93 (EPSG:2154) metres" if lambert.mean() > 0.5 else "numbers outside longitude/latitude ranges"
+    raise InputError(f"{source}: {len(lon)} of {n_with_coordinates} rows have {what} in the longitude/latitude "
+                     "columns (first: " + f"{lon.iloc[0]:g}, {lat.iloc[0]:g}); give WGS84 degrees (EPSG:4326)")
+
+
+def _check_not_swapped(own, lon: np.ndarray, lat: np.ndarray, crs: str, params: Params, source: str) -> None:
+    """Most points outside their commune but inside it once longitude and latitude trade places: say so."""
+    x, y = Transformer.from_crs("EPSG:4326", crs, always_xy=True).transform(lat, lon)
+    ok = np.isfinite(x) & np.isfinite(y)
+    swapped = np.zeros(len(lon), dtype=bool)
+    swapped[ok] = shapely.dwithin(own[ok], shapely.points(x[ok], y[ok]), params.outside_tolerance)
+    if swapped.mean() > 0.5:
+        raise InputError(f"{source}: longitude and latitude look swapped ({swapped.mean():.0%} of the points fall "
+                         "in their commune once exchanged); map them with --col lon=<latitude column> "
+                         "--col lat=<longitude column>")
 
 
 def _counts(df: pd.DataFrame, notes: Counter) -> np.ndarray:

@@ -353,18 +353,20 @@ def join_files(polygons: str, results_files, output: str, labels=None, columns=N
                commune=None, set_circonscription=False) -> tuple[Joined, list[str]]:
     """Read, join and write: *output* (polygons + wide columns), ``<output>.long.csv`` and
     ``<output>.join-report.json``. Returns the join and the files written."""
-    from .outputs import write_csv, write_json, write_polygons
+    from .outputs import OutputSet, check_outputs
 
+    stem = os.path.splitext(output)[0]
+    long_path, report_path = stem + ".long.csv", stem + ".join-report.json"
+    check_outputs([output])
+    check_outputs([long_path, report_path], polygons=False)
     poly = read_vector(polygons)
     poly = poly[poly.geometry.notna()]
     labels = labels or [None] * len(results_files)
     res = [read_results(f, columns=columns, vote_columns=vote_columns, commune=commune, source=lab)
            for f, lab in zip(results_files, labels)]
     joined = join(poly, res, set_circonscription=set_circonscription)
-    stem = os.path.splitext(output)[0]
-    write_polygons(joined.polygons, output)
-    long_path = stem + ".long.csv"
-    write_csv(joined.long, long_path)
-    report_path = stem + ".join-report.json"
-    write_json({"summary": joined.summary, "unmatched": joined.unmatched}, report_path)
+    with OutputSet() as out:
+        out.polygons(joined.polygons, output)
+        out.csv(joined.long, long_path)
+        out.json({"summary": joined.summary, "unmatched": joined.unmatched}, report_path)
     return joined, [output, long_path, report_path]

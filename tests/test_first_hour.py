@@ -1,0 +1,100 @@
+"""What a new user meets first: unwritable outputs, half-written sets, file modes, bad coordinates, reports."""
+
+import json
+import os
+import stat
+
+import numpy as np
+import pytest
+import shapely
+from click.testing import CliRunner
+
+from conftest import data, roll_rows, square_communes
+from decoupage_bv.cli import main
+
+X0, Y0 = 650000.0, 6860000.0
+REU = "29_reu2022_sample_3communes.csv"
+COM = "29_communes_adminexpress2018.geojson"
+
+
+def _build_args(*out):
+    args = ["build", "--dept", "29", "--addresses", data("reu", REU), "--communes", data("communes", COM),
+            "-q", "-j", "1", "--no-osm-streets"]
+    for o in out:
+        args += ["-o", str(o)]
+    return args
+
+
+@pytest.mark.parametrize("bad", ["/proc/decoupage_bv_test/bv.gpkg", "FILE/bv.gpkg", "ok.csv"])
+def test_unwritable_or_unknown_output_fails_first_in_one_line(tmp_path, bad):
+    (tmp_path / "FILE").write_text("a file, not a folder")
+    bad = bad.replace("FILE", str(tmp_path / "FILE"))
+    if not bad.startswith("/"):
+        bad = str(tmp_path / bad)
+    ok = tmp_path / "ok.gpkg"
+    res = CliRunner().invoke(main, _build_args(ok, bad))
+    assert res.exit_code == 1 and res.exception is None or isinstance(res.exception, SystemExit)
+    lines = res.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and bad in lines[0]
+    assert not ok.exists() and not (tmp_path / "ok.report.json").exists()  # no half of a set
+
+
+def test_join_and_demo_check_their_outputs_first(tmp_path):
+    (tmp_path / "FILE").write_text("x")
+    res = CliRunner().invoke(main, ["join", "--polygons", data("bv_official", "brest_2024.geojson"), "--results",
+                                    data("results", "29_legislatives2024_t1_by_bv_ministry_format.csv"),
+                                    "-o", str(tmp_path / "FILE" / "j.gpkg")])
+    assert res.exit_code == 1 and res.output.startswith("Error: ") and len(res.output.strip().splitlines()) == 1
+    res = CliRunner().invoke(main, ["demo", "--out-dir", str(tmp_path / "FILE" / "demo"), "-q"])
+    assert res.exit_code == 1 and res.output.startswith("Error: ") and len(res.output.strip().splitlines()) == 1
+
+
+def test_every_output_follows_the_umask(tmp_path):
+    old = os.umask(0o022)
+    try:
+        res = CliRunner().invoke(main, _build_args(tmp_path / "bv.gpkg", tmp_path / "bv.geojson"))
+        assert res.exit_code == 0, res.output
+        res = CliRunner().invoke(main, ["join", "--polygons", data("bv_official", "brest_2024.geojson"),
+                                        "--results", data("results", "29_legislatives2024_t1_by_bv_ministry_format.csv"),
+                                        "-o", str(tmp_path / "j.gpkg"), "-q"])
+        assert res.exit_code == 0, res.output
+    finally:
+        os.umask(old)
+    for name in ("bv.gpkg", "bv.geojson", "bv.report.json", "j.gpkg", "j.long.csv", "j.join-report.json"):
+        assert stat.S_IMODE(os.stat(tmp_path / name).st_mode) == 0o644, name
+    assert not [f for f in os.listdir(tmp_path) if f.startswith(".")]  # no temporary left behind
+
+
+def _roll_variant(tmp_path, how):
+    import pandas as pd
+    from pyproj import Transformer
+
+    roll = pd.read_csv(data("reu", REU), dtype=str)
+    lon, lat = roll["longitude"].astype(float), roll["latitude"].astype(float)
+    if how == "text":
+        roll["longitude"], roll["latitude"] = "n/a", "n/a"
+    elif how == "nan":
+        roll["longitude"], roll["latitude"] = "NaN", "NaN"
+    elif how == "abroad":
+        roll["longitude"] = (lon + 40).astype(str)
+    elif how == "swapped":
+        roll["longitude"], roll["latitude"] = lat.astype(str), lon.astype(str)
+    elif how == "lambert93":
+        x, y = Transformer.from_crs(4326, 2154, always_xy=True).transform(lon.to_numpy(), lat.to_numpy())
+        roll["longitude"], roll["latitude"] = x.round(1).astype(str), y.round(1).astype(str)
+    path = tmp_path / f"roll_{how}.csv"
+    roll.to_csv(path, index=False)
+    return str(path)
+
+
+@pytest.mark.parametrize("how,words", [("text", "usable"), ("nan", "usable"), ("abroad", "usable"),
+                                       ("swapped", "swapped"), ("lambert93", "Lambert-93")])
+def test_nothing_usable_is_an_error_not_a_silent_success(tmp_path, how, words):
+    out = tmp_path / "bv.gpkg"
+    res = CliRunner().invoke(main, ["build", "--dept", "29", "--addresses", _roll_variant(tmp_path, how),
+                                    "--communes", data("communes", COM), "-o", str(out), "-q", "-j", "1",
+                                    "--no-osm-streets"])
+    assert res.exit_code == 1, res.output
+    lines = res.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: roll_") and words in lines[0]
+    assert not out.exists()
