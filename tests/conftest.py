@@ -6,9 +6,9 @@ import pytest
 import shapely
 from pyproj import Transformer
 
-DATA = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data"))
-if not os.path.isdir(DATA):
-    DATA = os.environ.get("DECOUPAGE_BV_DATA", DATA)
+# ../shared/data, unless DECOUPAGE_BV_DATA says otherwise (as bench/ does)
+DATA = os.environ.get("DECOUPAGE_BV_DATA") or os.path.abspath(
+    os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data"))
 
 
 @pytest.fixture(autouse=True)

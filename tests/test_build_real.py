@@ -86,6 +86,11 @@ def test_val_de_marne_2019_list_with_mapped_columns():
     assert rep["counts"]["rows_used_as_seeds"] + sum(rep["rows_dropped"].values()) == 151268
     # every BV is drawn or reported
     assert rep["counts"]["bv_drawn"] + rep["counts"]["bv_not_drawn"] == rep["counts"]["bv_in_roll"]
+    # rows of unknown communes ('?', a postcode, another département's arrondissement) are reported apart
+    assert all(d["code_insee"] in set(g["code_insee"]) for d in rep["bv_not_drawn"])
+    assert rep["counts"]["rows_unknown_commune"] == rep["rows_dropped"]["unknown_commune"] > 0
+    assert rep["counts"]["unknown_communes"] == len(rep["unknown_communes"]) >= 3
+    assert all(u["rows"] > 0 and u["bvs"] for u in rep["unknown_communes"])
     _assert_tiles(r)
 
 

@@ -98,3 +98,23 @@ def test_nothing_usable_is_an_error_not_a_silent_success(tmp_path, how, words):
     lines = res.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: roll_") and words in lines[0]
     assert not out.exists()
+
+
+def test_geojson_keeps_shared_edges_shared(tmp_path):
+    """Reprojection to WGS84 and 7-decimal rounding must not make neighbouring BVs overlap (Val-de-Marne)."""
+    import geopandas as gpd
+
+    from decoupage_bv import build
+
+    cols = {"bv": "bureau", "commune_name": "ville", "lon": "longitude", "lat": "latitude",
+            "geo_type": "result_type", "geo_score": "result_score", "citycode": "result_citycode"}
+    r = build(data("reu", "94_electoral_lists_2019_geocoded.csv.bz2"),
+              data("communes", "94_communes_adminexpress2018.geojson"), dept="94", columns=cols)
+    r.write(str(tmp_path / "bv.geojson"))
+    g = gpd.read_file(tmp_path / "bv.geojson").to_crs(2154)
+    geoms = g.geometry.values
+    a, b = shapely.STRtree(geoms).query(geoms, predicate="intersects")
+    keep = a < b
+    overlap = shapely.area(shapely.intersection(geoms[a[keep]], geoms[b[keep]]))
+    assert overlap.max() < 0.05
+    assert abs(g.area.sum() - r.polygons.area.sum()) / r.polygons.area.sum() < 1e-6

@@ -80,18 +80,19 @@ def addok_url(tmp_path_factory):
     if not shutil.which("redis-server"):
         pytest.skip("redis-server is not installed (.ci/run installs it)")
     pytest.importorskip("addok")
+    # everything that can skip or fail comes before Redis starts: nothing is left running behind a skip
+    rows = pd.read_csv(data("reu", "94_electoral_lists_2019_geocoded.csv.bz2"), dtype=str, keep_default_na=False)
     tmp = tmp_path_factory.mktemp("addok")
+    docs = tmp / "docs.ndjson"
+    docs.write_text("\n".join(json.dumps(d, ensure_ascii=False) for d in ban_documents(rows)) + "\n")
     rport, aport = _free_port(), _free_port()
-    redis = subprocess.Popen(["redis-server", "--port", str(rport), "--bind", "127.0.0.1", "--save", "",
-                              "--appendonly", "no", "--dir", str(tmp)], stdout=subprocess.DEVNULL)
     conf = tmp / "addok_conf.py"
     conf.write_text(ADDOK_CONF.format(port=rport))
     env = dict(os.environ, ADDOK_CONFIG_MODULE=str(conf))
     addok = [os.path.join(os.path.dirname(sys.executable), "addok")]
-    rows = pd.read_csv(data("reu", "94_electoral_lists_2019_geocoded.csv.bz2"), dtype=str, keep_default_na=False)
-    docs = tmp / "docs.ndjson"
-    docs.write_text("\n".join(json.dumps(d, ensure_ascii=False) for d in ban_documents(rows)) + "\n")
     server = None
+    redis = subprocess.Popen(["redis-server", "--port", str(rport), "--bind", "127.0.0.1", "--save", "",
+                              "--appendonly", "no", "--dir", str(tmp)], stdout=subprocess.DEVNULL)
     try:
         for _ in range(50):
             try:
@@ -210,3 +211,22 @@ def test_addok_regeocodes_weak_reu_rows(addok_url, tmp_path):
                 out["latitude"].astype(float), out["longitude"].astype(float))
     assert (d[weak] <= 50).mean() > 0.9
     assert (out.loc[~weak, "longitude"] == reu.loc[~weak, "longitude"]).all()  # strong rows untouched
+
+
+def test_fixture_leaves_no_redis_behind_when_the_data_is_missing(tmp_path):
+    """Without ../shared the addok tests skip, and no redis-server outlives them."""
+    if not shutil.which("redis-server"):
+        pytest.skip("redis-server is not installed (.ci/run installs it)")
+
+    def redis_pids():
+        out = subprocess.run(["pgrep", "-x", "redis-server"], capture_output=True, text=True).stdout
+        return set(out.split())
+
+    before = redis_pids()
+    env = dict(os.environ, DECOUPAGE_BV_DATA=str(tmp_path / "no-data"))
+    res = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__,
+                          "-k", "addok_geocodes_val_de_marne_like_ban"], cwd=os.path.dirname(os.path.dirname(__file__)),
+                         env=env, capture_output=True, text=True, timeout=300)
+    assert "skipped" in res.stdout, res.stdout
+    time.sleep(0.5)
+    assert redis_pids() <= before

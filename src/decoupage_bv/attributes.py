@@ -76,10 +76,6 @@ def assemble(points: Points, pieces: dict, communes: gpd.GeoDataFrame,
                 reason = "its cells fall outside the commune outline"
             not_drawn.append({"code_insee": r["code_insee"], "id_brut_bv_reu": r["id_brut_bv_reu"],
                               "code_bv": r["code_bv"], "n_adresses": int(r["n_adresses"]), "reason": reason})
-    for u in points.unknown_communes:
-        for bv in u["bvs"]:
-            not_drawn.append({"code_insee": u["commune"], "id_brut_bv_reu": bv, "code_bv": None, "n_adresses": None,
-                              "reason": "commune not found in the commune outlines"})
     gdf = gpd.GeoDataFrame(rows, columns=COLUMNS + ["geometry"], geometry="geometry", crs=points.crs)
     gdf = _add_circonscriptions(gdf, circonscriptions)
     gdf = gdf.sort_values(["code_insee", "code_bv"], na_position="first", kind="stable").reset_index(drop=True)

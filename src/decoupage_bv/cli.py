@@ -162,6 +162,10 @@ def _summary(report, files, seconds):
         click.echo("rows dropped: " + ", ".join(f"{k} {v}" for k, v in report["rows_dropped"].items()), err=True)
     if report["bv_not_drawn"]:
         click.echo(f"{len(report['bv_not_drawn'])} BV not drawn: see the report", err=True)
+    if report["unknown_communes"]:
+        click.echo(f"{c['rows_unknown_commune']} rows in {c['unknown_communes']} communes not among the outlines "
+                   "(e.g. " + ", ".join(repr(u["commune"]) for u in report["unknown_communes"][:3])
+                   + "): see unknown_communes in the report", err=True)
     for f in files:
         click.echo(f"wrote {f}", err=True)
 

@@ -163,17 +163,18 @@ class OutputSet:
 
 
 def shared_edges_to_wgs84(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
-    """Reproject to WGS84 keeping shared edges shared: GDAL rounds RFC 7946 coordinates to 7 decimals, so the
-    coverage is snapped to that grid first, in one piece, so that a vertex on one side of an edge and the
-    same edge on the other side land on the same grid nodes."""
+    """Reproject to WGS84 keeping shared edges shared. GDAL rounds RFC 7946 coordinates to 7 decimals; a
+    vertex that lies on a neighbour's edge without being one of its vertices then moves off it, and the two
+    polygons overlap or gap. Cleaning the coverage makes every shared edge carry the same vertices on both
+    sides, and the same vertex rounds to the same place; slits narrower than about 10 cm between neighbours
+    (commune outlines that do not quite meet) are closed, since rounding would make them cross."""
     out = gdf.to_crs("EPSG:4326")
     geoms = out.geometry.values
     ok = ~(shapely.is_empty(geoms) | shapely.is_missing(geoms))
     if ok.sum() > 1:
-        snapped = shapely.set_precision(geoms[ok], 1e-7)
-        cleaned = shapely.coverage_clean(snapped)
         geoms = geoms.copy()
-        geoms[ok] = shapely.set_precision(cleaned, 1e-7)
+        cleaned = shapely.coverage_clean(geoms[ok], gap_width=1e-6, snapping_distance=0)
+        geoms[ok] = shapely.set_precision(cleaned, 1e-7, mode="pointwise")
         out = out.set_geometry(geoms)
     return out
 
