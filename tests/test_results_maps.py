@@ -117,3 +117,29 @@ def test_notebook_runs_headless(tmp_path, monkeypatch):
     NotebookClient(nb, timeout=300, kernel_name="python3",
                    resources={"metadata": {"path": os.path.join(HERE, "..", "notebooks")}}).execute()
     assert (tmp_path / "brest_2024_t1_pct_UG.png").exists()
+
+
+def test_join_report_ids_use_the_ministry_padding_and_maps_name_their_sources(tmp_path):
+    import matplotlib
+
+    from decoupage_bv.maps import commune_outlines, draw
+    from decoupage_bv.results import join_files
+
+    joined, _ = join_files(data("bv_official", "brest_2024.geojson"),
+                           [data("results", "29_legislatives2024_t1_by_bv_ministry_format.csv")],
+                           str(tmp_path / "j.gpkg"))
+    ids = [u["id_bv"] for u in joined.unmatched if u["side"] == "polygons"]
+    assert ids and all(len(i.split("_")[1]) == 4 for i in ids) and "29189_0011" in ids
+    g = gpd.read_file(tmp_path / "j.gpkg")
+    # the official polygons leave slits between them: the outline of Brest is one ring, no stray strokes
+    out = commune_outlines(g.to_crs(2154), g["codeBureauVote"].str[:5])
+    assert out.geom_type.loc["29019"] == "Polygon" and len(out.loc["29019"].interiors) == 0
+    draw(g, "pct_UG", str(tmp_path / "m.html"), label=str(tmp_path / "j.gpkg"))
+    html = (tmp_path / "m.html").read_text()
+    assert "tile.openstreetmap.org" in html and "OpenStreetMap" in html and "contributors" in html
+    matplotlib.rcParams["svg.fonttype"] = "none"
+    try:
+        draw(g, "pct_UG", str(tmp_path / "m.svg"), label=str(tmp_path / "j.gpkg"))
+    finally:
+        matplotlib.rcParams["svg.fonttype"] = "path"
+    assert "Polygons: j.gpkg" in (tmp_path / "m.svg").read_text()

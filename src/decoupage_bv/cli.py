@@ -309,7 +309,7 @@ def join(polygons, results_files, labels, cols, vote_columns, commune, set_circo
 @click.option("--scheme", default="quantiles", show_default=True, help="mapclassify classification.")
 @click.option("-k", "--classes", default=5, show_default=True, help="Number of classes.")
 @click.option("--cmap", default="viridis", show_default=True, help="Matplotlib colour map.")
-@click.option("--source", default="Polygons: decoupage-bv. Results: Ministère de l'Intérieur.", show_default=True,
+@click.option("--source", default=None,
               help="Source line under a static map.")
 @_errors_to_click
 def map_(polygons, column, output, title, scheme, classes, cmap, source):

@@ -328,7 +328,8 @@ def join(polygons: gpd.GeoDataFrame, results: list[Results], set_circonscription
         no_result = poly["_key"].notna() & ~poly["_key"].isin(set(w["_key"]))
         touched = poly["_key"].str[:5].isin(set(w["code_insee"]))
         for k, t in zip(poly.loc[no_result, "_key"], touched[no_result]):
-            unmatched.append({"side": "polygons", "source": res.source, "id_bv": k,
+            insee, code = k.split("_", 1)
+            unmatched.append({"side": "polygons", "source": res.source, "id_bv": f"{insee}_{code.zfill(4)}",
                               "reason": "no result row for this BV (its commune has results)" if t
                               else "commune absent from the results"})
         unmatched += [dict(r, side="results") for r in res.rejected]
