@@ -118,3 +118,16 @@ def test_geojson_keeps_shared_edges_shared(tmp_path):
     overlap = shapely.area(shapely.intersection(geoms[a[keep]], geoms[b[keep]]))
     assert overlap.max() < 0.05
     assert abs(g.area.sum() - r.polygons.area.sum()) / r.polygons.area.sum() < 1e-6
+
+
+def test_no_progress_bar_remnants_when_stderr_is_not_a_terminal(tmp_path):
+    import subprocess
+    import sys
+
+    args = _build_args(tmp_path / "bv.gpkg")
+    args.remove("-q")
+    res = subprocess.run([sys.executable, "-m", "decoupage_bv.cli", *args], capture_output=True, text=True,
+                         timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert "\r" not in res.stderr and "commune/s" not in res.stderr and "it/s" not in res.stderr
+    assert "BV drawn of 31" in res.stderr

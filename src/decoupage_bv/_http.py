@@ -69,9 +69,9 @@ def _partial_path(dest: str) -> str:
 def _bar(total, initial, desc, enabled):
     if not enabled:
         return None
-    from tqdm import tqdm
+    from ._progress import bar
 
-    return tqdm(total=total, initial=initial, unit="B", unit_scale=True, desc=desc, leave=False)
+    return bar(total=total, initial=initial, unit="B", unit_scale=True, desc=desc)
 
 
 def _stream(url, start, on_chunk, retries, backoff, timeout, progress, desc):

@@ -44,9 +44,9 @@ def geocode(df: pd.DataFrame, columns: list[str], url: str = BAN_URL, postcode: 
     out = []
     bar = None
     if progress:
-        from tqdm import tqdm
+        from ._progress import bar as progress_bar
 
-        bar = tqdm(total=len(df), unit="row", desc="geocoding", leave=False)
+        bar = progress_bar(total=len(df), unit="row", desc="geocoding")
     last_post = 0.0
     for start in range(0, len(df), chunk_rows):
         chunk = df.iloc[start:start + chunk_rows]

@@ -172,9 +172,9 @@ def build(addresses, communes, dept: str | None = None, circonscriptions=None, c
 def _bar(total, enabled):
     if not enabled:
         return None
-    from tqdm import tqdm
+    from ._progress import bar as progress_bar
 
-    return tqdm(total=total, desc="communes", unit="commune", leave=False)
+    return progress_bar(total=total, desc="communes", unit="commune")
 
 
 def tiling_errors(polygons: gpd.GeoDataFrame, units: gpd.GeoDataFrame) -> pd.DataFrame:
