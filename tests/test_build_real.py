@@ -63,11 +63,21 @@ def test_finistere_every_bv_drawn(finistere):
     assert rep["counts"]["address_rows"] == 12335
 
 
+def test_islands_get_the_nearest_constituency_and_a_flag(finistere):
+    g = finistere.polygons.set_index("code_insee")
+    for island in ("29082", "29083", "29084"):  # Île-de-Batz, Île-de-Sein, Molène: outside every polygon
+        assert g.loc[island, "circonscription"] in {"29-04", "29-05", "29-07", "29-03", "29-06", "29-08", "29-01",
+                                                     "29-02"}
+        assert "circonscription_nearest" in g.loc[island, "quality"]
+    assert g["circonscription"].notna().all()
+    assert "circonscription_nearest" not in g.loc["29039", "quality"]
+
+
 def test_finistere_tiles_communes(finistere):
     _assert_tiles(finistere)
     g = finistere.polygons
     assert g.loc[g["code_insee"] == "29116", "quality"].iloc[0] == "whole_commune"
-    assert (g.loc[g["code_bv"].isna(), "quality"] == "commune_not_in_roll").all()
+    assert g.loc[g["code_bv"].isna(), "quality"].str.startswith("commune_not_in_roll").all()
 
 
 def test_val_de_marne_2019_list_with_mapped_columns():

@@ -106,7 +106,7 @@ def _add_circonscriptions(gdf: gpd.GeoDataFrame, circ: Circonscriptions | None) 
             out[i] = labels[0]
         else:
             todo.append(i)
-    flag_ambiguous = []
+    flag_ambiguous, flag_nearest = [], []
     if todo and circ.polygons is not None and len(circ.polygons):
         polys = circ.polygons.to_crs(gdf.crs)
         geoms = polys.geometry.values
@@ -114,16 +114,23 @@ def _add_circonscriptions(gdf: gpd.GeoDataFrame, circ: Circonscriptions | None) 
         for i in todo:
             g = gdf.geometry.iloc[i]
             cand = tree.query(g, predicate="intersects")
-            if len(cand) == 0:
+            areas = shapely.area(shapely.intersection(geoms[cand], g)) if len(cand) else np.zeros(0)
+            if not len(cand) or areas.max() == 0:
+                # an island (Batz, Sein, Molène) outside every constituency polygon: the nearest one
+                near = tree.query_nearest(g)
+                near = near[np.argsort(polys["circonscription"].to_numpy()[near], kind="stable")]
+                if len(near):
+                    out[i] = polys["circonscription"].iloc[near[0]]
+                    flag_nearest.append(i)
                 continue
-            areas = shapely.area(shapely.intersection(geoms[cand], g))
             order = np.lexsort((polys["circonscription"].to_numpy()[cand], -areas))
             out[i] = polys["circonscription"].iloc[cand[order[0]]]
     else:
         flag_ambiguous = [i for i in todo if circ.by_commune and (circ.by_commune.get(gdf["code_insee"].iloc[i]))]
     gdf = gdf.copy()
     gdf["circonscription"] = out
-    for i in flag_ambiguous:
-        q = gdf.at[i, "quality"]
-        gdf.at[i, "quality"] = ",".join([x for x in [q, "circonscription_ambiguous"] if x])
+    for flagged, name in ((flag_ambiguous, "circonscription_ambiguous"), (flag_nearest, "circonscription_nearest")):
+        for i in flagged:
+            q = gdf.at[i, "quality"]
+            gdf.at[i, "quality"] = ",".join([x for x in [q, name] if x])
     return gdf
