@@ -131,3 +131,34 @@ def test_no_progress_bar_remnants_when_stderr_is_not_a_terminal(tmp_path):
     assert res.returncode == 0, res.stderr
     assert "\r" not in res.stderr and "commune/s" not in res.stderr and "it/s" not in res.stderr
     assert "BV drawn of 31" in res.stderr
+
+
+def test_invalid_outline_is_repaired_without_losing_area_flagged_and_warned(tmp_path):
+    import geopandas as gpd
+
+    from decoupage_bv import build
+    from decoupage_bv._errors import DecoupageWarning
+
+    # a ring that runs back over itself (a digitising slip): 1,060,000 m² by the shoelace formula, 1 km² really
+    bad = shapely.Polygon([(X0, Y0), (X0 + 1000, Y0), (X0 + 1000, Y0 + 1000), (X0, Y0 + 1000), (X0, Y0 + 500),
+                           (X0 + 600, Y0 + 500), (X0 + 600, Y0 + 600), (X0, Y0 + 600), (X0, Y0)])
+    assert not bad.is_valid
+    com = gpd.GeoDataFrame({"code": ["31001"], "nom": ["Alpha"]}, geometry=[bad], crs=2154).to_crs(4326)
+    path = tmp_path / "communes.gpkg"
+    com.to_file(path)
+    rows = [("31001_1", "31001", X0 + 200, Y0 + 200), ("31001_2", "31001", X0 + 800, Y0 + 800),
+            ("31001_1", "31001", X0 + 300, Y0 + 300), ("31001_2", "31001", X0 + 700, Y0 + 900)]
+    with pytest.warns(DecoupageWarning, match="31001"):
+        r = build(roll_rows(rows), str(path), dept="31")
+    assert abs(r.polygons.area.sum() - 1e6) < 1.0
+    assert r.polygons["quality"].str.contains("outline_repaired").all()
+    assert r.report["communes_repaired"][0]["code"] == "31001"
+    roll = tmp_path / "roll.csv"
+    roll_rows(rows).rename(columns={"bv": "id_brut_bv_reu", "commune": "code_commune_ref", "lon": "longitude",
+                                    "lat": "latitude"}).to_csv(roll, index=False)
+    res = CliRunner().invoke(main, ["build", "--dept", "31", "--addresses", str(roll), "--communes", str(path),
+                                    "-o", str(tmp_path / "bv.gpkg"), "-j", "1", "--no-osm-streets"])
+    assert res.exit_code == 0, res.output
+    assert "Warning: 1 invalid commune outline(s) repaired (31001: " in res.output
+    assert "elf-intersection" in res.output
+    assert "UserWarning" not in res.output

@@ -26,3 +26,7 @@ class DownloadError(DecoupageError):
 
 class MissingSourceError(DecoupageError):
     """Offline, and a source file is not in the cache: the message says which URL to put where."""
+
+
+class DecoupageWarning(UserWarning):
+    """Something was repaired or assumed; the build report records it too (the CLI prints it from there)."""

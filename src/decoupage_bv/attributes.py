@@ -77,6 +77,12 @@ def assemble(points: Points, pieces: dict, communes: gpd.GeoDataFrame,
             not_drawn.append({"code_insee": r["code_insee"], "id_brut_bv_reu": r["id_brut_bv_reu"],
                               "code_bv": r["code_bv"], "n_adresses": int(r["n_adresses"]), "reason": reason})
     gdf = gpd.GeoDataFrame(rows, columns=COLUMNS + ["geometry"], geometry="geometry", crs=points.crs)
+    if "repair" in communes:
+        repaired = set(communes.loc[communes["repair"] != "", "code"])
+        hit = gdf["code_insee"].isin(repaired) | gdf["code_insee"].map(
+            lambda c: codes.arrondissement_parent(c) in repaired)
+        gdf.loc[hit, "quality"] = [",".join([q, "outline_repaired"]) if q else "outline_repaired"
+                                   for q in gdf.loc[hit, "quality"]]
     gdf = _add_circonscriptions(gdf, circonscriptions)
     gdf = gdf.sort_values(["code_insee", "code_bv"], na_position="first", kind="stable").reset_index(drop=True)
     gdf["quality"] = gdf["quality"].where(gdf["quality"] != "", "ok")

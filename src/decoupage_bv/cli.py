@@ -7,11 +7,12 @@ import json
 import os
 import sys
 import time
+import warnings
 
 import click
 
 from . import __version__
-from ._errors import DecoupageError
+from ._errors import DecoupageError, DecoupageWarning
 from .settings import Params
 
 
@@ -82,6 +83,8 @@ def _params(geo_types, min_score, outside_tolerance, fragment_max_addresses, met
 @click.version_option(__version__, prog_name="decoupage-bv")
 def main():
     """Polygons of French polling stations (bureaux de vote) from the electoral roll."""
+    # what the library warns about is in the report, and summed up in one line by each command
+    warnings.filterwarnings("ignore", category=DecoupageWarning)
 
 
 @main.command()
@@ -162,6 +165,10 @@ def _summary(report, files, seconds):
         click.echo("rows dropped: " + ", ".join(f"{k} {v}" for k, v in report["rows_dropped"].items()), err=True)
     if report["bv_not_drawn"]:
         click.echo(f"{len(report['bv_not_drawn'])} BV not drawn: see the report", err=True)
+    if report.get("communes_repaired"):
+        click.echo(f"Warning: {len(report['communes_repaired'])} invalid commune outline(s) repaired ("
+                   + ", ".join(f"{r['code']}: {r['reason']}" for r in report["communes_repaired"][:3])
+                   + "); their BVs are flagged outline_repaired", err=True)
     if report["unknown_communes"]:
         click.echo(f"{c['rows_unknown_commune']} rows in {c['unknown_communes']} communes not among the outlines "
                    "(e.g. " + ", ".join(repr(u["commune"]) for u in report["unknown_communes"][:3])

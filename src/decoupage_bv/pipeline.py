@@ -158,6 +158,10 @@ def build(addresses, communes, dept: str | None = None, circonscriptions=None, c
             bar.close()
     gdf, not_drawn = assemble(pts, pieces, com, circ)
     report = _report(dept, crs, params, roll_info, com_file, pts, gdf, not_drawn, len(roll))
+    if "repair" in com:
+        rep = com[com["repair"] != ""]
+        report["communes_repaired"] = [{"code": c, "reason": r, "area_ha": round(float(a) / 1e4, 2)}
+                                       for c, r, a in zip(rep["code"], rep["repair"], rep.to_crs(crs).area)]
     report["streets"] = {
         "source": streets_source or (os.path.basename(str(streets)) if isinstance(streets, (str, os.PathLike))
                                      else ("GeoDataFrame" if streets is not None else None)),

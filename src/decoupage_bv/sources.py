@@ -10,6 +10,7 @@ import bz2
 import gzip
 import lzma
 import os
+import warnings
 from dataclasses import dataclass, field
 
 import geopandas as gpd
@@ -18,7 +19,7 @@ import pandas as pd
 import shapely
 
 from . import codes
-from ._errors import InputError
+from ._errors import DecoupageWarning, InputError
 
 # Canonical roll columns and the header names recognised for each, in order of preference.
 ROLL_COLUMNS = {
@@ -282,10 +283,20 @@ def prepare_communes(gdf: gpd.GeoDataFrame, path: str = "communes", dept: str | 
     empty = out.geometry.isna() | out.geometry.is_empty
     if empty.any():
         raise InputError(f"{path}: commune {out['code'][empty].iloc[0]} has no geometry")
-    out = out.set_geometry(shapely.make_valid(out.geometry.values))
-    out = out.set_geometry(_polygonal(out.geometry.values))
+    geoms = out.geometry.values
+    invalid = ~shapely.is_valid(geoms)
+    out["repair"] = ""
+    if invalid.any():
+        # "structure" keeps the area inside the outer rings (the default "linework" can drop whole lobes)
+        out.loc[invalid, "repair"] = [shapely.is_valid_reason(g) for g in geoms[invalid]]
+        geoms = geoms.copy()
+        geoms[invalid] = shapely.make_valid(geoms[invalid], method="structure", keep_collapsed=False)
+        warnings.warn(f"{path}: {int(invalid.sum())} invalid commune outline(s) repaired ("
+                      + ", ".join(out["code"][invalid].head(5)) + "); they are flagged outline_repaired",
+                      DecoupageWarning, stacklevel=2)
+    out = out.set_geometry(_polygonal(geoms))
     if out["code"].duplicated().any():
-        out = out.dissolve(by="code", aggfunc="first", as_index=False)[["code", "nom", "geometry"]]
+        out = out.dissolve(by="code", aggfunc="first", as_index=False)[["code", "nom", "repair", "geometry"]]
     return out.sort_values("code").reset_index(drop=True)
 
 
