@@ -423,3 +423,25 @@ def test_osm_block_limits_keep_the_streets_that_bound_blocks():
                          geometry=[line] * 6 + [shapely.Point(0, 0)], crs=4326)
     kept = block_limits(f)
     assert list(kept["highway"].fillna(kept["railway"])) == ["residential", "rail"]
+
+
+def test_no_dns_gives_up_at_once_with_one_line_and_the_offline_hint(monkeypatch):
+    import requests
+
+    from decoupage_bv._http import get_json
+
+    calls = []
+
+    def fail(self, method, url, **kw):
+        calls.append(url)
+        raise requests.ConnectionError(
+            "HTTPSConnectionPool(host='www.data.gouv.fr', port=443): Max retries exceeded with url: /api/1/x "
+            "(Caused by NameResolutionError(\"<urllib3.connection.HTTPSConnection object>: Failed to resolve "
+            "'www.data.gouv.fr' ([Errno -3] Temporary failure in name resolution)\"))")
+
+    monkeypatch.setattr(requests.Session, "request", fail)
+    with pytest.raises(DownloadError) as info:
+        get_json("https://www.data.gouv.fr/api/1/x", backoff=0)
+    msg = str(info.value)
+    assert len(calls) == 1 and "\n" not in msg
+    assert msg.startswith("https://www.data.gouv.fr/api/1/x: the host name does not resolve") and "--offline" in msg

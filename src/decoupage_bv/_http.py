@@ -10,6 +10,7 @@ import gzip
 import hashlib
 import json
 import os
+import socket
 import time
 import zlib
 
@@ -27,8 +28,30 @@ def _session() -> requests.Session:
     return s
 
 
+_NO_DNS = ("NameResolutionError", "Failed to resolve", "Name or service not known",
+           "Temporary failure in name resolution", "nodename nor servname", "getaddrinfo failed")
+OFFLINE_HINT = "check the network, or run with --offline to use the cache"
+
+
+def _no_name_resolution(exc: Exception) -> bool:
+    """The host name does not resolve: no network (or no DNS), and retrying will not change that."""
+    seen = exc
+    while seen is not None:
+        if isinstance(seen, socket.gaierror) or any(s in str(seen) for s in _NO_DNS):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def _describe(exc: Exception) -> str:
-    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    """The reason of a failed request in a few words, not requests' nested repr."""
+    text = str(exc)
+    for reason in ("Connection refused", "timed out", "Connection reset", "Remote end closed connection"):
+        if reason in text:
+            return reason.lower()
+    if _no_name_resolution(exc):
+        return "the host name does not resolve"
+    return text.splitlines()[0][:200] if text else type(exc).__name__
 
 
 def request(method: str, url: str, retries: int = 4, backoff: float = 0.5, timeout: float = 30, parse=None,
@@ -49,9 +72,12 @@ def request(method: str, url: str, retries: int = 4, backoff: float = 0.5, timeo
                 raise DownloadError(f"{url}: HTTP {r.status_code}: {r.text[:200].strip()}".rstrip(": "))
             last = f"HTTP {r.status_code}"
         except (requests.ConnectionError, requests.Timeout, ValueError) as exc:
+            if _no_name_resolution(exc):
+                raise DownloadError(f"{url}: {_describe(exc)} (no network?); {OFFLINE_HINT}") from None
             last = _describe(exc)
-        time.sleep(backoff * 2 ** attempt)
-    raise DownloadError(f"{url}: failed after {retries + 1} attempts ({last})")
+        if attempt < retries:
+            time.sleep(backoff * 2 ** attempt)
+    raise DownloadError(f"{url}: failed after {retries + 1} attempts ({last}); {OFFLINE_HINT}")
 
 
 def get_json(url: str, retries: int = 4, backoff: float = 0.5, timeout: float = 30) -> dict:
@@ -111,6 +137,10 @@ def _stream(url, start, on_chunk, retries, backoff, timeout, progress, desc):
                     bar.close()
                 return offset
         except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
+            if _no_name_resolution(exc):
+                if bar:
+                    bar.close()
+                raise DownloadError(f"{url}: {_describe(exc)} (no network?); {OFFLINE_HINT}") from None
             last = _describe(exc)
             attempt += 1
             if attempt > retries:
