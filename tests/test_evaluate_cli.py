@@ -46,8 +46,22 @@ def test_evaluate_brest_keys_and_toulouse_bare_codes():
     assert s["official_bv"] == 276 and s["area_agreement"] > 0.999
 
 
-def test_demo_cli(tmp_path):
-    res = CliRunner().invoke(main, ["demo", "--out-dir", str(tmp_path), "--json", "-q", "-j", "1"])
+def test_demo_builds_the_real_sample_shipped_with_the_package(tmp_path):
+    res = CliRunner().invoke(main, ["demo", "--out-dir", str(tmp_path), "-j", "1"])
+    assert res.exit_code == 0, res.output
+    assert "31 BV drawn of 31" in res.output and "bv_finistere_sample_adresses.html" in res.output
+    g = gpd.read_file(tmp_path / "bv_finistere_sample.gpkg")
+    drawn = g[g["code_bv"].notna()]
+    assert len(drawn) == 31 and set(drawn["code_insee"]) == {"29039", "29046", "29116"}
+    assert set(drawn["circonscription"]) == {"29-04", "29-07", "29-08"}
+    for ext in ("geojson", "shp", "report.json"):
+        assert (tmp_path / f"bv_finistere_sample.{ext}").exists()
+    assert (tmp_path / "bv_finistere_sample_adresses.png").read_bytes()[:4] == b"\x89PNG"
+    assert "folium" in (tmp_path / "bv_finistere_sample_adresses.html").read_text()
+
+
+def test_demo_synthetic_cli(tmp_path):
+    res = CliRunner().invoke(main, ["demo", "--synthetic", "--out-dir", str(tmp_path), "--json", "-q", "-j", "1"])
     assert res.exit_code == 0, res.output
     scores = json.loads(res.output)
     assert scores["official_bv"] == scores["official_bv_matched"] == 9

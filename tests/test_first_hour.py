@@ -162,3 +162,24 @@ def test_invalid_outline_is_repaired_without_losing_area_flagged_and_warned(tmp_
     assert "Warning: 1 invalid commune outline(s) repaired (31001: " in res.output
     assert "elf-intersection" in res.output
     assert "UserWarning" not in res.output
+
+
+def test_help_has_examples_and_build_options_are_grouped():
+    for cmd in ("build", "fetch", "geocode", "evaluate", "join", "map", "demo"):
+        res = CliRunner().invoke(main, [cmd, "--help"])
+        assert res.exit_code == 0 and "Examples:" in res.output and "decoupage-bv " + cmd in res.output, cmd
+    out = CliRunner().invoke(main, ["build", "--help"]).output
+    for section in ("Inputs:", "Outputs:", "Method:", "Point filters:", "Download and cache:"):
+        assert section in out
+    assert ".bz2" in out and "electors" in out and "geo_adresse" in out
+
+
+def test_repository_hygiene():
+    import subprocess
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    res = subprocess.run(["git", "check-ignore", "-q", "notebooks/brest_legislatives_2024.nbconvert.ipynb"],
+                         cwd=root)
+    assert res.returncode == 0  # jupyter nbconvert --execute leaves this beside the notebook
+    ci = open(os.path.join(root, ".ci", "run")).read()
+    assert ci.index("rm -rf .venv") < ci.index("python3 -m venv .venv")

@@ -63,7 +63,7 @@ def tessellation_options(fn):
         click.option("--fragment-max-addresses", type=int, default=d.fragment_max_addresses, show_default=True,
                      help="A detached piece of a BV with at most this many addresses goes to a neighbour."),
         click.option("--method", type=click.Choice(["auto", "voronoi", "streets"]), default=d.method,
-                     show_default=True, help="auto: streets when --streets is given, else voronoi."),
+                     show_default=True, help="auto: streets when street lines are given or fetched, else voronoi."),
         click.option("--no-guides", "no_guides", is_flag=True,
                      help="Do not use street-side guides from the address labels (geo_adresse)."),
         click.option("--jobs", "-j", type=int, default=d.jobs, show_default=True, help="Worker processes."),
@@ -79,6 +79,44 @@ def _params(geo_types, min_score, outside_tolerance, fragment_max_addresses, met
                   method=method, guides=not no_guides, jobs=jobs)
 
 
+class SectionedCommand(click.Command):
+    """A command whose --help lists its options by section (``sections``: option name → section title)."""
+
+    sections: dict = {}
+    order: tuple = ()
+
+    def format_options(self, ctx, formatter):
+        groups: dict = {}
+        for param in self.get_params(ctx):
+            rec = param.get_help_record(ctx)
+            if rec:
+                groups.setdefault(self.sections.get(param.name, "Other options"), []).append(rec)
+        for title in [*self.order, *sorted(set(groups) - set(self.order))]:
+            if title in groups:
+                with formatter.section(title):
+                    formatter.write_dl(groups[title])
+
+
+class BuildCommand(SectionedCommand):
+    order = ("Inputs", "Outputs", "Method", "Point filters", "Download and cache", "Other options")
+    sections = {
+        **dict.fromkeys(["dept", "addresses", "communes", "circonscriptions", "bv_table", "cols",
+                         "commune_code_column", "commune_name_column", "geocode_columns", "geocoder_url"], "Inputs"),
+        "outputs": "Outputs",
+        **dict.fromkeys(["method", "streets", "osm_streets", "no_guides", "fragment_max_addresses", "jobs"],
+                        "Method"),
+        **dict.fromkeys(["geo_types", "min_score", "outside_tolerance"], "Point filters"),
+        **dict.fromkeys(["cache", "offline"], "Download and cache"),
+    }
+
+
+ROLES_HELP = ("Roll column for a role, when its name is not recognised: bv (BV id: id_brut_bv_reu, bureau), "
+              "commune (INSEE code), commune_name (when there is no code), lon, lat (WGS84 degrees), geo_type and "
+              "geo_score (BAN result_type/result_score), count (addresses per row: nb_adresses), citycode (the "
+              "geocoder's INSEE code, to drop answers in another commune), address (label read by the street-side "
+              "guides: geo_adresse, result_label), electors (nb_electeurs, for evaluation). Repeatable.")
+
+
 @click.group()
 @click.version_option(__version__, prog_name="decoupage-bv")
 def main():
@@ -87,10 +125,11 @@ def main():
     warnings.filterwarnings("ignore", category=DecoupageWarning)
 
 
-@main.command()
+@main.command(cls=BuildCommand)
 @click.option("--dept", required=True, help="Département: 01…95, 2A, 2B, 971…976.")
 @click.option("--addresses", type=click.Path(dir_okay=False),
-              help="REU table-adresses-reu (CSV, CSV.GZ, Parquet), national or cut to the département. "
+              help="REU table-adresses-reu (CSV, optionally .gz/.bz2/.xz, or Parquet), national or cut to the "
+                   "département, or a geocoded municipal list. "
                    "Default: fetched from data.gouv.fr into the cache.")
 @click.option("--communes", type=click.Path(dir_okay=False),
               help="Commune outlines (GeoJSON, GeoPackage, Shapefile). Default: fetched (OSM-derived, data.gouv.fr).")
@@ -100,7 +139,7 @@ def main():
 @click.option("--output", "-o", "outputs", multiple=True, type=click.Path(dir_okay=False),
               help="Output file (.gpkg, .geojson, .shp); repeatable. Default data/out/bv_<dept>.gpkg.")
 @click.option("--col", "cols", multiple=True, metavar="ROLE=COLUMN",
-              help="Roll column for a role: bv, commune, commune_name, lon, lat, geo_type, geo_score, count, citycode.")
+              help=ROLES_HELP)
 @click.option("--commune-code-column", help="INSEE code column of the outlines (detected by default).")
 @click.option("--commune-name-column", help="Name column of the outlines (detected by default).")
 @click.option("--streets", type=click.Path(exists=True, dir_okay=False),
@@ -119,7 +158,17 @@ def main():
 def build(dept, addresses, communes, circonscriptions, bv_table, outputs, cols, commune_code_column,
           commune_name_column, streets, osm_streets, geocode_columns, geocoder_url, cache, offline, geo_types,
           min_score, outside_tolerance, fragment_max_addresses, method, no_guides, jobs, quiet):
-    """Build BV polygons for a département (inputs not given are fetched and cached)."""
+    """Build BV polygons for a département; inputs not given are fetched from data.gouv.fr and OpenStreetMap
+    and cached under data/raw/.
+
+    \b
+    Examples:
+      decoupage-bv build --dept 31
+      decoupage-bv build --dept 29 --addresses table-adresses-reu.csv --communes communes.geojson \\
+          --circonscriptions circonscriptions.geojson -o data/out/bv_29.gpkg -o data/out/bv_29.geojson
+      decoupage-bv build --dept 94 --addresses liste.csv.bz2 --col bv=bureau --col commune_name=ville \\
+          --col geo_type=result_type --col geo_score=result_score --col citycode=result_citycode --offline
+    """
     from .codes import normalise_dept
     from .fetch import Cache, complete_inputs
     from .outputs import check_outputs, report_path
@@ -195,8 +244,14 @@ def _summary(report, files, seconds):
 def geocode(input_csv, columns, postcode, citycode, url, min_score, chunk, only_weak, output, quiet):
     """Geocode a raw address list (BAN /search/csv/ protocol); flags unusable answers in geo_reject.
 
-    Build from the result with --col lon=longitude --col lat=latitude --col geo_type=result_type
-    --col geo_score=result_score --col citycode=result_citycode.
+    Build from the result with --col geo_type=result_type --col geo_score=result_score
+    --col citycode=result_citycode.
+
+    \b
+    Examples:
+      decoupage-bv geocode liste.csv --columns adresse --columns cp --columns ville -o liste_geocodee.csv
+      decoupage-bv geocode liste.csv --columns adresse --columns ville --url http://127.0.0.1:7878 -o out.csv
+      decoupage-bv geocode table-adresses-reu_29.csv --only-weak --columns geo_adresse -o improved.csv
     """
     from .geocode import geocode_file
 
@@ -215,7 +270,14 @@ def geocode(input_csv, columns, postcode, citycode, url, min_score, chunk, only_
 @quiet_option
 @_errors_to_click
 def fetch(dept, osm_streets, cache, offline, quiet):
-    """Download and cache what a build of DEPT needs (REU tables cut to it, communes, constituencies, streets)."""
+    """Download and cache what a build of DEPT needs (REU tables cut to it, communes, constituencies, streets).
+
+    \b
+    Examples:
+      decoupage-bv fetch --dept 31
+      decoupage-bv fetch --dept 2A --no-osm-streets
+      decoupage-bv fetch --dept 974 --offline     # what is cached, and what is missing
+    """
     from .fetch import Cache, complete_inputs
 
     got = complete_inputs(dept, osm_streets=osm_streets, cache=Cache(cache), offline=offline, progress=not quiet)
@@ -236,7 +298,14 @@ def fetch(dept, osm_streets, cache, offline, quiet):
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @_errors_to_click
 def evaluate(predicted, official, test_addresses, cols, official_commune, as_json):
-    """Score PREDICTED polygons against OFFICIAL ones."""
+    """Score PREDICTED polygons against OFFICIAL ones: area given to the right BV, V-measure, BVs in pieces,
+    and with --test-addresses the share of held-out addresses in their own BV.
+
+    \b
+    Examples:
+      decoupage-bv evaluate data/out/bv_75.gpkg official.geojson --test-addresses test.csv
+      decoupage-bv evaluate data/out/bv_31.gpkg toulouse_2024.geojson --official-commune 31555 --json
+    """
     from .evaluate import evaluate as run_eval
 
     scores = run_eval(predicted, official, test_addresses=test_addresses, columns=_parse_cols(cols),
@@ -254,23 +323,38 @@ def _print_scores(scores, as_json):
 
 @main.command()
 @click.option("--out-dir", default=os.path.join("data", "out", "demo"), show_default=True,
-              type=click.Path(file_okay=False), help="Where to write the synthetic inputs and the outputs.")
-@click.option("--json", "as_json", is_flag=True, help="Print the evaluation as JSON.")
+              type=click.Path(file_okay=False), help="Where to write the outputs.")
+@click.option("--synthetic", is_flag=True,
+              help="Build a synthetic territory whose true polling stations are known, and print the scores.")
+@click.option("--json", "as_json", is_flag=True, help="With --synthetic: print the scores as JSON.")
 @tessellation_options
 @quiet_option
 @_errors_to_click
-def demo(out_dir, as_json, geo_types, min_score, outside_tolerance, fragment_max_addresses, method, no_guides,
-         jobs, quiet):
-    """Run the whole chain offline on a synthetic territory and print its evaluation."""
-    from .demo import run_demo
+def demo(out_dir, synthetic, as_json, geo_types, min_score, outside_tolerance, fragment_max_addresses, method,
+         no_guides, jobs, quiet):
+    """Build real polling stations from the sample shipped with the package, offline: the INSEE REU rows of
+    three Finistère communes (Concarneau, Douarnenez, Lanneuffret), their outlines and constituencies.
+    Writes GeoPackage, GeoJSON, Shapefile, the report, a PNG and an HTML map.
+
+    \b
+    Examples:
+      decoupage-bv demo
+      decoupage-bv demo --out-dir /tmp/demo
+      decoupage-bv demo --synthetic --json
+    """
+    from .demo import run_demo, run_synthetic
 
     t0 = time.perf_counter()
-    result, scores, files = run_demo(out_dir, _params(geo_types, min_score, outside_tolerance,
-                                                      fragment_max_addresses, method, no_guides, jobs),
-                                     progress=not quiet)
-    if not quiet:
-        _summary(result.report, files, time.perf_counter() - t0)
-    _print_scores(scores, as_json)
+    params = _params(geo_types, min_score, outside_tolerance, fragment_max_addresses, method, no_guides, jobs)
+    if synthetic:
+        result, scores, files = run_synthetic(out_dir, params, progress=not quiet)
+        if not quiet:
+            _summary(result.report, files, time.perf_counter() - t0)
+        _print_scores(scores, as_json)
+        return
+    result, files = run_demo(out_dir, params, progress=not quiet)
+    _summary(result.report, files, time.perf_counter() - t0)
+    click.echo(f"Open {files[0]} in QGIS, or {files[-1]} in a browser.", err=True)
 
 
 @main.command()
@@ -290,7 +374,16 @@ def demo(out_dir, as_json, geo_types, min_score, outside_tolerance, fragment_max
 @quiet_option
 @_errors_to_click
 def join(polygons, results_files, labels, cols, vote_columns, commune, set_circonscription, output, quiet):
-    """Join results per BV to polygons; report unmatched rows on both sides."""
+    """Join results per BV to polygons; report unmatched rows on both sides.
+
+    \b
+    Examples:
+      decoupage-bv join --polygons data/out/bv_29.gpkg --results resultats-t1.csv -o data/out/bv_29_t1.gpkg
+      decoupage-bv join --polygons data/out/bv_29.gpkg --results t1.csv --results t2.csv --label t1 \\
+          --label t2 -o data/out/bv_29_leg2024.gpkg
+      decoupage-bv join --polygons bv.gpkg --results mine.csv --col commune=insee --col code_bv=bureau \\
+          --vote-column liste_a --vote-column liste_b -o out.gpkg
+    """
     from .results import join_files
 
     if labels and len(labels) != len(results_files):
@@ -320,7 +413,14 @@ def join(polygons, results_files, labels, cols, vote_columns, commune, set_circo
               help="Source line under a static map.")
 @_errors_to_click
 def map_(polygons, column, output, title, scheme, classes, cmap, source):
-    """Map a COLUMN of POLYGONS (e.g. the output of join) as a choropleth."""
+    """Map a COLUMN of POLYGONS (e.g. the output of join) as a choropleth.
+
+    \b
+    Examples:
+      decoupage-bv map data/out/bv_29_leg2024.gpkg -c t1_pct_RN -o rn.png
+      decoupage-bv map data/out/bv_29_leg2024.gpkg -c t1_participation -o participation.html
+      decoupage-bv map bv.gpkg -c pct_UG --scheme naturalbreaks -k 7 --title "Union de la gauche" -o ug.pdf
+    """
     from .maps import draw
     from .sources import read_vector
 

@@ -1,6 +1,10 @@
-"""A small synthetic territory, generated in code, to run the whole chain offline.
+"""Demos that run the whole chain offline.
 
-Three square communes side by side with a street grid; each commune is cut into known polling stations
+:func:`run_demo` builds the small real sample shipped with the package (the REU rows of three Finistère
+communes, their outlines and constituencies; see ``sample/SOURCES.md``) and maps it.
+
+:func:`run_synthetic` builds a synthetic territory generated in code, whose true polling stations are known,
+and scores the result (the tests use it). Three square communes side by side with a street grid; each commune is cut into known polling stations
 along streets; addresses sit along the streets, labelled with the station they lie in, in the REU
 address-table format. A few rows are deliberately bad (no coordinates, commune-centroid geocoding).
 The street axes are written too, so the street-aware method runs.
@@ -82,7 +86,39 @@ def synthetic_territory(seed: int = 0):
     return df, communes, official, streets_gdf
 
 
+SAMPLE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sample")
+
+
+def sample_paths() -> dict:
+    """The shipped real sample: ``addresses``, ``communes``, ``circonscriptions`` file paths."""
+    return {"addresses": os.path.join(SAMPLE, "reu_29_sample.csv.gz"),
+            "communes": os.path.join(SAMPLE, "communes_29_sample.geojson"),
+            "circonscriptions": os.path.join(SAMPLE, "circonscriptions_29_sample.geojson")}
+
+
 def run_demo(out_dir: str = "data/out/demo", params: Params = Params(), progress: bool = False) -> tuple:
+    """Build the real Finistère sample, write the three formats, the report, a PNG and an HTML map of the
+    addresses per polling station; returns (BuildResult, files)."""
+    from .maps import draw
+
+    outputs = [os.path.join(out_dir, f"bv_finistere_sample.{ext}") for ext in ("gpkg", "geojson", "shp")]
+    maps = [os.path.join(out_dir, f"bv_finistere_sample_adresses.{ext}") for ext in ("png", "html")]
+    check_outputs(outputs)
+    check_outputs(maps, polygons=False)
+    p = sample_paths()
+    result = build(p["addresses"], p["communes"], dept="29", circonscriptions=p["circonscriptions"], params=params,
+                   progress=progress)
+    files = result.write(*outputs)
+    drawn = result.polygons[result.polygons["code_bv"].notna()]
+    for m in maps:
+        draw(drawn, "n_adresses", m, title="Adresses par bureau de vote (REU 2022, échantillon)",
+             label=outputs[0], **({} if m.endswith(".html") else
+                                  {"source": "Polygons: decoupage-bv from the INSEE REU (2022) sample. "
+                                             "Outlines: IGN ADMIN EXPRESS."}))
+    return result, files + maps
+
+
+def run_synthetic(out_dir: str = "data/out/demo", params: Params = Params(), progress: bool = False) -> tuple:
     """Write the synthetic inputs, build, write the outputs and evaluate; returns (BuildResult, scores, files)."""
     outputs = [os.path.join(out_dir, f"bv_demo.{ext}") for ext in ("gpkg", "geojson", "shp")]
     check_outputs(outputs)
