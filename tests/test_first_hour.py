@@ -183,3 +183,10 @@ def test_repository_hygiene():
     assert res.returncode == 0  # jupyter nbconvert --execute leaves this beside the notebook
     ci = open(os.path.join(root, ".ci", "run")).read()
     assert ci.index("rm -rf .venv") < ci.index("python3 -m venv .venv")
+
+
+def test_a_street_file_without_geometry_is_one_line(tmp_path):
+    (tmp_path / "streets.csv").write_text("name,highway\nRue A,residential\n")
+    res = CliRunner().invoke(main, _build_args(tmp_path / "bv.gpkg") + ["--streets", str(tmp_path / "streets.csv")])
+    assert res.exit_code == 1 and res.output.strip().splitlines() == [
+        f"Error: {tmp_path / 'streets.csv'}: no geometry; give a line layer (GeoPackage, GeoJSON, Shapefile)"]

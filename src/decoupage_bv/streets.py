@@ -19,6 +19,10 @@ from .sources import read_vector
 def read_streets(path_or_gdf, crs: str) -> np.ndarray:
     """Street (and barrier) lines as an array of LineStrings in *crs*, from a file or GeoDataFrame."""
     gdf = path_or_gdf if isinstance(path_or_gdf, gpd.GeoDataFrame) else read_vector(path_or_gdf)
+    if not isinstance(gdf, gpd.GeoDataFrame) or gdf.geometry.name not in gdf.columns:
+        raise InputError(f"{path_or_gdf}: no geometry; give a line layer (GeoPackage, GeoJSON, Shapefile)")
+    if gdf.crs is None:
+        raise InputError(f"{path_or_gdf}: the street layer has no CRS; set it (e.g. EPSG:4326) before use")
     gdf = gdf[gdf.geometry.notna()].to_crs(crs)
     lines = shapely.get_parts(shapely.line_merge(shapely.get_parts(gdf.geometry.values)))
     lines = lines[np.isin(shapely.get_type_id(lines), [1, 2])]  # LineString, LinearRing
