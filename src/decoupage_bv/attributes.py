@@ -40,7 +40,7 @@ def assemble(points: Points, pieces: dict, communes: gpd.GeoDataFrame,
     names = dict(zip(communes["code"], communes["nom"]))
     unit_geom = dict(zip(points.units["unit"], points.units.geometry.values))
     unit_name = dict(zip(points.units["unit"], points.units["nom"]))
-    bvs = points.bvs.set_index("bv")
+    bvs = points.bvs.set_index("bv", drop=False).to_dict("index")  # row access by BV: dicts, not .loc
     rows, not_drawn = [], []
     by_unit = {u: g for u, g in points.bvs.groupby("unit", sort=True)}
     for unit in sorted(unit_geom):
@@ -52,7 +52,7 @@ def assemble(points: Points, pieces: dict, communes: gpd.GeoDataFrame,
         whole = len(drawn) == 1
         for b in sorted(drawn):
             flags = []
-            r = bvs.loc[b]
+            r = bvs[b]
             if whole:
                 flags.append("whole_commune")
             elif r["n_points"] < 3:
@@ -62,9 +62,9 @@ def assemble(points: Points, pieces: dict, communes: gpd.GeoDataFrame,
             if drawn[b].geom_type == "MultiPolygon":
                 flags.append("multipart")
             rows.append(_row(r["code_insee"], names.get(r["code_insee"], unit_name[unit]), r, drawn[b], flags))
-        missing = unit_bvs[~unit_bvs["bv"].isin(list(drawn))]
+        missing = unit_bvs.iloc[0:0] if len(drawn) == len(unit_bvs) else unit_bvs[~unit_bvs["bv"].isin(list(drawn))]
         if not drawn and len(unit_bvs) == 1:
-            r = bvs.loc[unit_bvs["bv"].iloc[0]]
+            r = bvs[unit_bvs["bv"].iloc[0]]
             flags = ["no_usable_address"] + ([f"code_bv_{r['code_note']}"] if r["code_note"] else [])
             rows.append(_row(r["code_insee"], names.get(r["code_insee"], unit_name[unit]), r, unit_geom[unit], flags))
             continue

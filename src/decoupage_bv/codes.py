@@ -39,9 +39,9 @@ def map_distinct(values, fn):
     import pandas as pd
 
     values = values if isinstance(values, pd.Series) else pd.Series(values)
-    uniq, inverse = np.unique(values.fillna("\x00").astype(str).to_numpy(), return_inverse=True)
-    mapped = np.array([None if u == "\x00" else fn(u) for u in uniq], dtype=object)
-    return pd.Series(mapped[inverse.reshape(-1)], index=values.index, dtype=object)
+    inverse, uniq = pd.factorize(values, use_na_sentinel=True)
+    mapped = np.array([fn(str(u)) for u in uniq] + [None], dtype=object)  # the sentinel -1 picks None
+    return pd.Series(mapped[inverse], index=values.index, dtype=object)
 
 
 def normalise_dept(value) -> str:

@@ -85,7 +85,8 @@ def build_units(communes: gpd.GeoDataFrame, roll_codes: set) -> tuple[gpd.GeoDat
         elif arms and roll_parent and not roll_arms:
             merge[parent] = arms
     keep = com.drop(index=sorted(drop))
-    rows = [(c, r["nom"], r.geometry) for c, r in keep.iterrows() if not any(c in a for a in merge.values())]
+    merged = {c for arms in merge.values() for c in arms}
+    rows = [(c, nom, geom) for c, nom, geom in zip(keep.index, keep["nom"], keep.geometry.values) if c not in merged]
     for parent, arms in merge.items():
         rows.append((parent, _city_name(com.loc[arms[0], "nom"]), shapely.union_all(com.loc[arms].geometry.values)))
     units = gpd.GeoDataFrame(rows, columns=["unit", "nom", "geometry"], crs=communes.crs)
@@ -190,7 +191,8 @@ def prepare_points(roll: pd.DataFrame, communes: gpd.GeoDataFrame, crs: str, par
     for g in unit_geom.values():
         shapely.prepare(g)
     pts = shapely.points(x, y)
-    own = np.array([unit_geom[u] for u in df["unit"]], dtype=object)
+    unit_codes, unit_index = pd.factorize(df["unit"])
+    own = np.array([unit_geom[u] for u in unit_index] + [None], dtype=object)[unit_codes]
     inside = shapely.dwithin(own, pts, params.outside_tolerance) if len(df) else np.zeros(0, dtype=bool)
     if len(df) >= 10 and inside.mean() < 0.5:
         _check_not_swapped(own, lon.to_numpy(), lat.to_numpy(), crs, params, source)

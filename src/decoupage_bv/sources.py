@@ -70,10 +70,16 @@ def _open_text_sample(path: str, nbytes: int = 1 << 20) -> bytes:
 def parse_numbers(values: pd.Series, drop_spaces: bool = False) -> pd.Series:
     """Numbers from text with a decimal comma (``'2,45'``); NaN where unreadable. With *drop_spaces*,
     thousands separators (spaces, no-break spaces) are removed first (``'1 234'``)."""
-    s = values.astype(str).str.strip()
-    if drop_spaces:
-        s = s.str.replace(r"[\s\u00a0\u202f]", "", regex=True)
-    return pd.to_numeric(s.str.replace(",", ".", regex=False), errors="coerce")
+    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+        return values.astype(float)
+    out = pd.to_numeric(values, errors="coerce").astype(float)  # plain numbers: the fast, common case
+    rest = out.isna().to_numpy() & values.notna().to_numpy()
+    if rest.any():
+        s = values[rest].astype(str).str.strip()
+        if drop_spaces:
+            s = s.str.replace(r"[\s\u00a0\u202f]", "", regex=True)
+        out[rest] = pd.to_numeric(s.str.replace(",", ".", regex=False), errors="coerce").astype(float).to_numpy()
+    return out
 
 
 def read_vector(path: str) -> gpd.GeoDataFrame:

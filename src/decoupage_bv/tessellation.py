@@ -10,6 +10,7 @@ import os
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
+import pandas as pd
 import shapely
 from shapely import STRtree
 
@@ -25,7 +26,9 @@ def voronoi_labels(polygon, xy: np.ndarray, labels: np.ndarray) -> dict:
     uniq = np.unique(labels)
     if len(uniq) == 1:
         return {uniq[0]: polygon}
-    minx, miny, maxx, maxy = shapely.total_bounds(np.append(shapely.points(xy), polygon))
+    pminx, pminy, pmaxx, pmaxy = shapely.bounds(polygon)
+    minx, miny = min(xy[:, 0].min(), pminx), min(xy[:, 1].min(), pminy)
+    maxx, maxy = max(xy[:, 0].max(), pmaxx), max(xy[:, 1].max(), pmaxy)
     span = max(maxx - minx, maxy - miny, 1.0)
     cx, cy = (minx + maxx) / 2, (miny + maxy) / 2
     far = 20 * span
@@ -174,8 +177,10 @@ def split_blocks(polygon, blocks: np.ndarray, xy: np.ndarray, labels: np.ndarray
         blocks = np.append(blocks, [p for p in _polygon_parts(rest) if p.area > 1e-6])
     if guide_xy is None or not len(guide_xy):
         guide_xy, guide_labels = np.zeros((0, 2)), np.zeros(0, dtype=labels.dtype)
-    seeds_in = _by_block(blocks, xy)
-    guides_in = _by_block(blocks, guide_xy)
+    if len(blocks) == 1:  # the whole commune: every point is in it (those a little outside too)
+        seeds_in, guides_in = [np.arange(len(xy))], [np.arange(len(guide_xy))]
+    else:
+        seeds_in, guides_in = _by_block(blocks, xy), _by_block(blocks, guide_xy)
     geoms, owners, todo = [], [], []
     for b, blk in enumerate(blocks):
         idx = seeds_in[b]
@@ -247,6 +252,14 @@ def _tidy(geom):
     return parts[0] if len(parts) == 1 else shapely.MultiPolygon(parts)
 
 
+def _split_by_unit(df) -> dict:
+    """Row positions of each unit, units in sorted order (numpy, not a pandas groupby per unit)."""
+    codes, uniq = pd.factorize(df["unit"], sort=True)
+    order = np.argsort(codes, kind="stable")
+    bounds = np.searchsorted(codes[order], np.arange(1, len(uniq)))
+    return dict(zip(uniq, np.split(order, bounds)))
+
+
 def _run(task):
     unit, polygon, xy, labels, weights, params, lines, gxy, glabels = task
     return unit, tessellate_unit(polygon, xy, labels, weights, params, lines, gxy, glabels)
@@ -260,9 +273,13 @@ def tessellate(units, seeds, params: Params = Params(), progress=None, lines=Non
     ``streets`` method. *guides*: DataFrame of guide points (``unit``, ``bv``, ``x``, ``y``).
     """
     tasks = []
-    by_unit = {} if guides is None or not len(guides) else dict(list(guides.groupby("unit", sort=True)))
     tree = STRtree(lines) if lines is not None and len(lines) else None
-    for unit, grp in seeds.groupby("unit", sort=True):
+    xy, bv = seeds[["x", "y"]].to_numpy(dtype=float), seeds["bv"].to_numpy()
+    weight = seeds["weight"].to_numpy(dtype=float)
+    by_unit = _split_by_unit(guides) if guides is not None and len(guides) else {}
+    gxy_all = guides[["x", "y"]].to_numpy(dtype=float) if by_unit else None
+    gbv_all = guides["bv"].to_numpy() if by_unit else None
+    for unit, idx in _split_by_unit(seeds).items():
         sub = None
         if tree is not None:
             # cut long lines to a margin around the commune: they still cross its outline, and node fast
@@ -271,9 +288,8 @@ def tessellate(units, seeds, params: Params = Params(), progress=None, lines=Non
                                        minx - 10, miny - 10, maxx + 10, maxy + 10)
             sub = sub[~shapely.is_empty(sub)]
         g = by_unit.get(unit)
-        gxy, glabels = (None, None) if g is None else (g[["x", "y"]].to_numpy(), g["bv"].to_numpy())
-        tasks.append((unit, units[unit], grp[["x", "y"]].to_numpy(), grp["bv"].to_numpy(),
-                      grp["weight"].to_numpy(dtype=float), params, sub, gxy, glabels))
+        gxy, glabels = (None, None) if g is None else (gxy_all[g], gbv_all[g])
+        tasks.append((unit, units[unit], xy[idx], bv[idx], weight[idx], params, sub, gxy, glabels))
     tasks.sort(key=lambda t: -len(t[2]))
     results = {}
     jobs = max(1, min(params.jobs or os.cpu_count() or 1, len(tasks)))
