@@ -126,7 +126,9 @@ def main():
 
 
 @main.command(cls=BuildCommand)
-@click.option("--dept", required=True, help="Département: 01…95, 2A, 2B, 971…976.")
+@click.option("--dept", required=True,
+              help="Département: 01…95, 2A, 2B, 971…976; a list (29,31,2A,974) or 'all' builds them one by one "
+                   "from a national roll into one layer (cached per département under data/out/.cache).")
 @click.option("--addresses", type=click.Path(dir_okay=False),
               help="REU table-adresses-reu (CSV, optionally .gz/.bz2/.xz, or Parquet), national or cut to the "
                    "département, or a geocoded municipal list. "
@@ -169,12 +171,17 @@ def build(dept, addresses, communes, circonscriptions, bv_table, outputs, cols, 
       decoupage-bv build --dept 94 --addresses liste.csv.bz2 --col bv=bureau --col commune_name=ville \\
           --col geo_type=result_type --col geo_score=result_score --col citycode=result_citycode --offline
     """
-    from .codes import normalise_dept
     from .fetch import Cache, complete_inputs
+    from .national import parse_depts
     from .outputs import check_outputs, report_path
     from .pipeline import build as run_build
 
-    dept = normalise_dept(dept)
+    depts = parse_depts(dept)
+    if len(depts) > 1:
+        _build_many(depts, dept, addresses, communes, circonscriptions, outputs, cols, method, no_guides,
+                    geo_types, min_score, outside_tolerance, fragment_max_addresses, jobs, quiet)
+        return
+    dept = depts[0]
     if geocode_columns and not addresses:
         raise click.BadParameter("--geocode needs --addresses (a raw address list)", param_hint="--geocode")
     outputs = outputs or (os.path.join("data", "out", f"bv_{dept}.gpkg"),)
@@ -204,6 +211,36 @@ def build(dept, addresses, communes, circonscriptions, bv_table, outputs, cols, 
     files = result.write(*outputs)
     if not quiet:
         _summary(result.report, files, time.perf_counter() - t0)
+
+
+def _build_many(depts, dept_arg, addresses, communes, circonscriptions, outputs, cols, method, no_guides,
+                geo_types, min_score, outside_tolerance, fragment_max_addresses, jobs, quiet):
+    from .national import build_departements
+    from .outputs import check_outputs, report_path
+
+    if not addresses or not communes:
+        raise click.UsageError("several départements are built from local national files: give --addresses "
+                               "(table-adresses-reu.csv, national) and --communes (all communes); "
+                               "`fetch --dept D` downloads one département at a time")
+    name = "france" if dept_arg.strip().lower() in ("all", "france", "*") else "_".join(depts)
+    outputs = outputs or (os.path.join("data", "out", f"bv_{name}.gpkg"),)
+    check_outputs(outputs)
+    check_outputs([report_path(o) for o in outputs], polygons=False)
+    t0 = time.perf_counter()
+    params = _params(geo_types, min_score, outside_tolerance, fragment_max_addresses,
+                     "voronoi" if method == "auto" else method, no_guides, jobs)
+    result = build_departements(depts, addresses, communes, circonscriptions, columns=_parse_cols(cols),
+                                params=params, progress=not quiet)
+    files = result.write(*outputs)
+    if not quiet:
+        rep = result.report
+        click.echo(f"{len(rep['departements_built'])} départements built of {len(depts)} asked; "
+                   f"{rep['counts'].get('bv_drawn', 0)} BV drawn in {time.perf_counter() - t0:.1f} s", err=True)
+        if rep["departements_missing"]:
+            click.echo("not built: " + ", ".join(f"{m['departement']} ({m['reason']})"
+                                                 for m in rep["departements_missing"][:10]), err=True)
+        for f in files:
+            click.echo(f"wrote {f}", err=True)
 
 
 def _summary(report, files, seconds):

@@ -14,7 +14,8 @@ import shapely
 from ._errors import OutputError
 from .attributes import SHAPEFILE_FIELDS
 
-FORMATS = {".gpkg": "GPKG", ".geojson": "GeoJSON", ".json": "GeoJSON", ".shp": "ESRI Shapefile"}
+FORMATS = {".gpkg": "GPKG", ".geojson": "GeoJSON", ".json": "GeoJSON", ".shp": "ESRI Shapefile",
+           ".parquet": "GeoParquet"}
 _SHP_SIDECARS = (".dbf", ".shx", ".prj", ".cpg", ".shp")
 # Fixed dates so that the same input gives byte-identical files (GeoPackage last_change, DBF header).
 _FIXED_DATE = "2000-01-01T00:00:00.000Z"
@@ -24,7 +25,7 @@ def format_of(path: str) -> str:
     """GDAL driver for an output path, from its extension."""
     ext = os.path.splitext(path)[1].lower()
     if ext not in FORMATS:
-        raise OutputError(f"{path}: unknown output format {ext!r}; use .gpkg, .geojson or .shp")
+        raise OutputError(f"{path}: unknown output format {ext!r}; use .gpkg, .geojson, .shp or .parquet")
     return FORMATS[ext]
 
 
@@ -121,6 +122,13 @@ class OutputSet:
         stem, ext = os.path.splitext(os.path.basename(path))
         tmp = os.path.join(tmpdir, stem + ext)
         data, kwargs = gdf, {"layer": layer}
+        if driver == "GeoParquet":  # GeoParquet 1.x through geopandas/pyarrow: no timestamp in the file
+            try:
+                gdf.to_parquet(tmp, index=False, compression="zstd")
+            except OSError as exc:
+                raise OutputError(f"{path}: cannot write ({exc.strerror or exc})") from None
+            self._moves.append((tmp, path))
+            return
         if driver == "GeoJSON":
             data = shared_edges_to_wgs84(gdf)
             kwargs = {"layer_options": {"RFC7946": "YES", "WRITE_NAME": "NO"}}

@@ -1,0 +1,166 @@
+"""Many départements in one run: the national roll read once and cut per département, one build per
+département (memory grows with the largest one, not with the nation), each cached under a key of its inputs
+and parameters so that an interrupted run starts again where it stopped, then one layer and one report.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import replace
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
+from . import __version__, codes, sources
+from ._errors import InputError
+from .outputs import OutputSet
+from .pipeline import BuildResult, build
+from .settings import Params
+
+#: Every département of the REU: metropolitan 01–95 with 2A/2B, overseas 971–974 and 976, and
+#: Saint-Pierre-et-Miquelon (975), which votes in polling stations too.
+ALL_DEPTS = tuple([f"{i:02d}" for i in range(1, 20)] + ["2A", "2B"] + [f"{i:02d}" for i in range(21, 96)]
+                  + [str(i) for i in range(971, 977)])
+
+
+def parse_depts(value: str) -> list[str]:
+    """``'all'`` or a comma-separated list (``'29,31,2A,974'``) as canonical codes, in the national order."""
+    if value.strip().lower() in ("all", "france", "*"):
+        return list(ALL_DEPTS)
+    out = {codes.normalise_dept(v) for v in value.split(",") if v.strip()}
+    if not out:
+        raise InputError("--dept: no département given")
+    return [d for d in ALL_DEPTS if d in out]
+
+
+def _dept_series(commune: pd.Series) -> np.ndarray:
+    c = commune.fillna("").astype(str).str.strip().str.upper()
+    c = c.where(~c.str.fullmatch(r"\d{4}"), "0" + c)  # 1001 written for 01001
+    return np.where(c.str.startswith("97"), c.str[:3], c.str[:2])
+
+
+def split_roll(path: str, depts: list[str], folder: str, columns: dict | None = None) -> dict:
+    """Cut a national address table into one canonical CSV per département in one pass: ``{dept: path}``.
+
+    The cut is kept under *folder*, keyed by the source's size and modification time, and reused.
+    """
+    st = os.stat(path)
+    key = hashlib.sha256(f"{os.path.abspath(path)}|{st.st_size}|{st.st_mtime_ns}|{columns}".encode()).hexdigest()[:16]
+    where = os.path.join(folder, f"{os.path.splitext(os.path.basename(path))[0]}.{key}")
+    done = os.path.join(where, "done.json")
+    if os.path.exists(done):
+        with open(done, encoding="utf-8") as fh:
+            found = json.load(fh)
+        return {d: os.path.join(where, f"{d}.csv") for d in depts if d in found}
+    os.makedirs(where, exist_ok=True)
+    read = sources.read_roll(path, columns=columns)  # chunked; rows keep their canonical names
+    rows = read.rows
+    if "commune" not in rows:
+        raise InputError(f"{path}: a roll of several départements needs a commune code column")
+    dept = _dept_series(rows["commune"])
+    found = []
+    for d in depts:
+        part = rows[dept == d]
+        if len(part):
+            part.to_csv(os.path.join(where, f"{d}.csv"), index=False)
+            found.append(d)
+    with open(done, "w", encoding="utf-8") as fh:
+        json.dump(found, fh)
+    return {d: os.path.join(where, f"{d}.csv") for d in found}
+
+
+def _file_digest(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _frame_digest(gdf: gpd.GeoDataFrame) -> str:
+    h = hashlib.sha256()
+    h.update(pd.util.hash_pandas_object(gdf.drop(columns=gdf.geometry.name), index=False).to_numpy().tobytes())
+    for wkb in gdf.geometry.to_wkb():
+        h.update(wkb)
+    return h.hexdigest()
+
+
+def build_departements(depts: list[str], addresses: str, communes, circonscriptions=None,
+                       columns: dict | None = None, params: Params = Params(), cache_dir: str = "data/out/.cache",
+                       progress: bool = False, streets: dict | None = None) -> BuildResult:
+    """Build each département of *depts* from a national (or multi-département) roll and outlines.
+
+    Each département's result is cached in *cache_dir* under the hash of its roll rows, outlines,
+    constituencies, streets, parameters and version: a run that stops half-way starts again where it
+    stopped. The result is the concatenation of the per-département builds (in WGS84 when overseas
+    départements, with their own CRS, are among them), and one report with every département's.
+    """
+    os.makedirs(cache_dir, exist_ok=True)
+    cut = split_roll(addresses, depts, os.path.join(cache_dir, "rolls"), columns)
+    com_all = communes if isinstance(communes, gpd.GeoDataFrame) else sources.read_communes(communes)
+    com_all = com_all.assign(_dept=com_all["code"].map(codes.dept_of_commune))
+    circ = sources.read_circonscriptions(circonscriptions) if isinstance(circonscriptions, str) else circonscriptions
+    parts, reports, missing = [], {}, []
+    bar = None
+    if progress:
+        from ._progress import bar as progress_bar
+
+        bar = progress_bar(total=len(depts), desc="départements", unit="dépt")
+    for d in depts:
+        com = com_all[com_all["_dept"] == d].drop(columns="_dept")
+        if d not in cut or not len(com):
+            missing.append({"departement": d, "reason": "no address row" if d not in cut else "no commune outline"})
+            if bar:
+                bar.update(1)
+            continue
+        street = (streets or {}).get(d)
+        key = hashlib.sha256(json.dumps({
+            "version": __version__, "params": params.as_dict(), "roll": _file_digest(cut[d]),
+            "communes": _frame_digest(com), "circ": _file_digest(circonscriptions) if isinstance(
+                circonscriptions, str) else None, "streets": _file_digest(street) if street else None,
+            "columns": sorted((columns or {}).items())}, sort_keys=True).encode()).hexdigest()[:20]
+        poly_path, rep_path = os.path.join(cache_dir, f"{d}.{key}.parquet"), os.path.join(cache_dir, f"{d}.{key}.json")
+        if os.path.exists(poly_path) and os.path.exists(rep_path):
+            with open(rep_path, encoding="utf-8") as fh:
+                report = json.load(fh)
+            gdf = gpd.read_parquet(poly_path).set_crs(report["crs"], allow_override=True)
+        else:
+            header = pd.read_csv(cut[d], nrows=0).columns
+            res = build(cut[d], com, dept=d, circonscriptions=circ, params=replace(params), streets=street,
+                        columns={c: c for c in header if c in sources.ROLL_COLUMNS})
+            gdf, report = res.polygons, res.report
+            with OutputSet() as out:
+                out.polygons(gdf, poly_path)
+                out.json(report, rep_path)
+        parts.append(gdf)
+        reports[d] = report
+        if bar:
+            bar.update(1)
+    if bar:
+        bar.close()
+    if not parts:
+        raise InputError(f"{addresses}: no département of {', '.join(depts[:5])}… could be built")
+    if len({p.crs.to_epsg() for p in parts}) > 1:
+        parts = [p.to_crs("EPSG:4326") for p in parts]
+    polygons = gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), crs=parts[0].crs)
+    return BuildResult(polygons=polygons, report=_national_report(depts, reports, missing, params))
+
+
+def _national_report(depts, reports: dict, missing: list, params: Params) -> dict:
+    counts: dict = {}
+    for rep in reports.values():
+        for k, v in rep["counts"].items():
+            counts[k] = counts.get(k, 0) + v
+    return {
+        "decoupage_bv": __version__,
+        "departements_asked": depts,
+        "departements_built": sorted(reports, key=ALL_DEPTS.index),
+        "departements_missing": missing,
+        "parameters": params.as_dict(),
+        "counts": counts,
+        "bv_not_drawn": [dict(b, departement=d) for d, rep in reports.items() for b in rep["bv_not_drawn"]],
+        "per_departement": reports,
+    }

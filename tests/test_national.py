@@ -1,0 +1,86 @@
+"""Several départements in one run: one pass over the national roll, cached per département, one layer."""
+
+import filecmp
+
+import geopandas as gpd
+import pandas as pd
+import pytest
+import shapely
+from click.testing import CliRunner
+
+from conftest import data, roll_rows
+from decoupage_bv import InputError, build
+from decoupage_bv.cli import main
+from decoupage_bv.national import ALL_DEPTS, build_departements, parse_depts
+
+
+def test_parse_depts():
+    # 96 metropolitan, 5 overseas départements, and Saint-Pierre-et-Miquelon (975), which has polling stations
+    assert len(ALL_DEPTS) == 102 and {"2A", "2B", "971", "975", "976"} <= set(ALL_DEPTS) and "20" not in ALL_DEPTS
+    assert parse_depts("all") == list(ALL_DEPTS)
+    assert parse_depts("974, 2a,31,29") == ["2A", "29", "31", "974"]  # the national order: 19, 2A, 2B, 21
+    with pytest.raises(InputError, match="2A"):
+        parse_depts("29,20")
+
+
+@pytest.fixture(scope="module")
+def national(tmp_path_factory):
+    """A roll of two real départements (the Finistère REU sample, the Paris 2012 list) and one overseas
+    commune of La Réunion, with their outlines in one file each."""
+    tmp = tmp_path_factory.mktemp("national")
+    a = pd.read_csv(data("reu", "29_reu2022_sample_3communes.csv"), dtype=str)
+    b = pd.read_csv(data("paris2012_dev", "roll.csv"), dtype=str).drop(columns=["nb_electeurs", "geo_adresse"])
+    x0, y0 = 340000.0, 7660000.0  # EPSG:2975, Saint-Denis (La Réunion)
+    c = roll_rows([("97411_1", "97411", x0 + 200, y0 + 200), ("97411_2", "97411", x0 + 800, y0 + 800),
+                   ("97411_1", "97411", x0 + 300, y0 + 100)], crs="EPSG:2975").rename(columns={
+        "bv": "id_brut_bv_reu", "commune": "code_commune_ref", "lon": "longitude", "lat": "latitude",
+        "count": "nb_adresses"})
+    pd.concat([a, b, c]).to_csv(tmp / "roll.csv", index=False)
+    reunion = gpd.GeoDataFrame({"code": ["97411"], "nom": ["Saint-Denis"]},
+                               geometry=[shapely.box(x0, y0, x0 + 1000, y0 + 1000)], crs=2975).to_crs(4326)
+    com = pd.concat([gpd.read_file(data("communes", "29_communes_adminexpress2018.geojson")),
+                     gpd.read_file(data("paris2012_dev", "communes.geojson")), reunion])
+    gpd.GeoDataFrame(com, crs=4326).to_file(tmp / "communes.gpkg")
+    return tmp
+
+
+def test_national_build_is_the_concatenation_of_departement_builds(national, monkeypatch):
+    cache = national / "cache"
+    r = build_departements(["29", "31", "75"], str(national / "roll.csv"), str(national / "communes.gpkg"),
+                           cache_dir=str(cache))
+    assert r.report["departements_built"] == ["29", "75"]
+    assert r.report["departements_missing"] == [{"departement": "31", "reason": "no address row"}]
+    assert r.polygons.crs.to_epsg() == 2154
+    com = gpd.read_file(national / "communes.gpkg")
+    for d in ("29", "75"):
+        alone = build(str(national / "roll.csv"), com, dept=d).polygons
+        mine = r.polygons[r.polygons["code_insee"].str[:2] == d].reset_index(drop=True)
+        assert list(mine["id_bv"].fillna("")) == list(alone["id_bv"].fillna(""))
+        assert all(a.equals_exact(b, 1e-6) for a, b in zip(mine.geometry, alone.geometry))
+    assert r.report["counts"]["bv_drawn"] == 31 + 197  # the 2012 list has one BV more than its map
+    # an interrupted run starts again where it stopped: nothing is rebuilt
+    import decoupage_bv.national as nat
+
+    monkeypatch.setattr(nat, "build", lambda *a, **k: (_ for _ in ()).throw(AssertionError("rebuilt")))
+    again = build_departements(["29", "75"], str(national / "roll.csv"), str(national / "communes.gpkg"),
+                               cache_dir=str(cache))
+    assert len(again.polygons) == len(r.polygons)
+
+
+def test_overseas_in_the_set_gives_one_wgs84_layer_and_reproducible_geoparquet(national, tmp_path):
+    args = ["build", "--dept", "29,974", "--addresses", str(national / "roll.csv"), "--communes",
+            str(national / "communes.gpkg"), "-q"]
+    for run in ("a", "b"):
+        res = CliRunner().invoke(main, args + ["-o", str(tmp_path / run / "bv.parquet"),
+                                               "-o", str(tmp_path / run / "bv.gpkg")])
+        assert res.exit_code == 0, res.output
+    assert filecmp.cmp(tmp_path / "a" / "bv.parquet", tmp_path / "b" / "bv.parquet", shallow=False)
+    g = gpd.read_parquet(tmp_path / "a" / "bv.parquet")
+    assert g.crs.to_epsg() == 4326 and {"29039", "97411"} <= set(g["code_insee"])
+    rep = (tmp_path / "a" / "bv.report.json").read_text()
+    assert '"departements_built": [\n    "29",\n    "974"\n  ]' in rep
+
+
+def test_several_departements_need_local_national_files():
+    res = CliRunner().invoke(main, ["build", "--dept", "29,31"])
+    assert res.exit_code == 2 and "--addresses" in res.output
