@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from dataclasses import replace
 
 import geopandas as gpd
@@ -55,18 +56,20 @@ def split_roll(path: str, depts: list[str], folder: str, columns: dict | None = 
         with open(done, encoding="utf-8") as fh:
             found = json.load(fh)
         return {d: os.path.join(where, f"{d}.csv") for d in depts if d in found}
-    os.makedirs(where, exist_ok=True)
-    read = sources.read_roll(path, columns=columns)  # chunked; rows keep their canonical names
-    rows = read.rows
-    if "commune" not in rows:
+    shutil.rmtree(where, ignore_errors=True)  # a cut stopped half-way is started again, not appended to
+    os.makedirs(where)
+    chunks, found_cols = sources.roll_chunks(path, columns)
+    if "commune" not in found_cols:
         raise InputError(f"{path}: a roll of several départements needs a commune code column")
-    dept = _dept_series(rows["commune"])
-    found = []
-    for d in depts:
-        part = rows[dept == d]
-        if len(part):
-            part.to_csv(os.path.join(where, f"{d}.csv"), index=False)
-            found.append(d)
+    wanted, found = set(depts), set()
+    for chunk in chunks:  # memory: one chunk at a time, whatever the size of the file
+        chunk = chunk.rename(columns={v: k for k, v in found_cols.items()})[list(found_cols)]
+        dept = _dept_series(chunk["commune"])
+        for d in sorted(set(dept) & wanted):
+            target = os.path.join(where, f"{d}.csv")
+            chunk[dept == d].to_csv(target, mode="a", header=d not in found, index=False)
+            found.add(d)
+    found = sorted(found)
     with open(done, "w", encoding="utf-8") as fh:
         json.dump(found, fh)
     return {d: os.path.join(where, f"{d}.csv") for d in found}

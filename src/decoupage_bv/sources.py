@@ -178,10 +178,7 @@ def read_roll(path: str, dept: str | None = None, columns: dict | None = None) -
     if not os.path.exists(path):
         raise InputError(f"{path}: no such file")
     dept = codes.normalise_dept(dept) if dept else None
-    if path.lower().endswith((".parquet", ".pq")):
-        chunks, found = _parquet_chunks(path, columns)
-    else:
-        chunks, found = _csv_chunks(path, columns)
+    chunks, found = roll_chunks(path, columns)
     keep, read, other = [], 0, 0
     for chunk in chunks:
         chunk = chunk.rename(columns={v: k for k, v in found.items()})
@@ -195,6 +192,15 @@ def read_roll(path: str, dept: str | None = None, columns: dict | None = None) -
     cols = list(found) + ["row"]
     rows = pd.concat(keep, ignore_index=True) if keep else pd.DataFrame(columns=cols)
     return RollRead(rows=rows[cols], path=path, rows_read=read, rows_other_dept=other, columns=found)
+
+
+def roll_chunks(path: str, columns: dict | None = None):
+    """``(chunks, found)``: the roll's rows in chunks of file columns, and the file column of each role."""
+    if not os.path.exists(path):
+        raise InputError(f"{path}: no such file")
+    if path.lower().endswith((".parquet", ".pq")):
+        return _parquet_chunks(path, columns)
+    return _csv_chunks(path, columns)
 
 
 def _csv_chunks(path, columns, roles=ROLL_COLUMNS, required=_REQUIRED):
