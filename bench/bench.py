@@ -7,6 +7,8 @@
     python bench/bench.py speed        # build time: ours against the peers' 20-line geopandas Voronoi
     python bench/bench.py paris        # build Paris 1er–10e from paris_dev/roll.csv: time, memory
     python bench/bench.py dept31       # ~300 k synthetic addresses over the 586 communes of 31: time, memory
+    python bench/bench.py france       # synthetic France, 20 M rows: 1, 4, 16, 102 départements (long)
+    python bench/bench.py france_small # the same at 1, 4 and 16 départements
     python bench/bench.py accuracy --method streets   # one method only
 
 Accuracy cases first check that the outlines do not carry the official limits (evaluate.outline_leak).
@@ -291,8 +293,102 @@ def case_suburbs(method: str) -> list:
     return rows
 
 
+def synth_france(n_depts: int, rows_total: int = 20_000_000, folder: str = "/tmp/decoupage_bv_france",
+                 seed: int = 0) -> tuple[str, str]:
+    """A synthetic France at real scale: *rows_total* × n/102 address rows over *n_depts* départements
+    (national order, 2A/2B and overseas included), real outlines (31, 29, 94 and Paris's arrondissements)
+    translated where the real ones are missing, BVs of ~300 addresses. Returns (roll CSV, communes GPKG)."""
+    import geopandas as gpd
+    import shapely
+    from pyproj import Transformer
+    from scipy.spatial import cKDTree
+
+    from decoupage_bv import codes
+    from decoupage_bv.national import ALL_DEPTS
+
+    os.makedirs(folder, exist_ok=True)
+    roll_path, com_path = os.path.join(folder, f"roll_{n_depts}.csv"), os.path.join(folder, f"communes_{n_depts}.gpkg")
+    if os.path.exists(roll_path) and os.path.exists(com_path):
+        return roll_path, com_path
+    templates = [gpd.read_file(os.path.join(DATA, "communes", f)).to_crs(2154) for f in (
+        "31_communes_adminexpress2024_simplified.geojson", "29_communes_adminexpress2018.geojson",
+        "94_communes_adminexpress2018.geojson")]
+    paris = gpd.read_file(os.path.join(DATA, "communes", "75_paris_arrondissements_adminexpress2024_simplified.geojson"))
+    paris = paris[paris["code"].str.startswith("751")].to_crs(2154)
+    rng = np.random.default_rng(seed)
+    per_dept = rows_total // len(ALL_DEPTS)
+    coms, first = [], True
+    for i, d in enumerate(ALL_DEPTS[:n_depts]):
+        t = paris if d == "75" else templates[i % len(templates)]
+        geoms = t.geometry.values
+        cx, cy = shapely.centroid(shapely.union_all(geoms)).coords[0]
+        crs = codes.metric_crs(d)
+        # metropolitan copies side by side on a 20 × 6 grid of 250 km cells; overseas at home, in their CRS
+        home = {"971": (650000, 1780000), "972": (710000, 1620000), "973": (350000, 450000),
+                "974": (340000, 7660000), "975": (560000, 5200000), "976": (520000, 8580000)}.get(d)
+        ox, oy = home if home else (100000 + 250000 * (i % 20), 6100000 + 250000 * (i // 20))
+        moved = shapely.transform(geoms, lambda xy: xy - [cx, cy] + [ox, oy])
+        code = (t["code"].to_numpy() if d == "75" else np.array([f"{d}{k + 1:03d}" for k in range(len(t))]))
+        g = gpd.GeoDataFrame({"code": code, "nom": [f"Commune {c}" for c in code]}, geometry=moved, crs=crs)
+        area = shapely.area(moved)
+        n_com = np.maximum(5, np.round(per_dept * area / area.sum())).astype(int)
+        xs, ys, labels = [], [], []
+        for c, geom, n in zip(code, moved, n_com):
+            minx, miny, maxx, maxy = geom.bounds
+            pts = np.empty((0, 2))
+            while len(pts) < n:
+                cand = rng.uniform([minx, miny], [maxx, maxy], size=(2 * n + 16, 2))
+                pts = np.vstack([pts, cand[shapely.contains_xy(geom, cand[:, 0], cand[:, 1])]])
+            pts = pts[:n]
+            k = max(1, n // 300)
+            lab = cKDTree(pts[rng.choice(n, size=k, replace=False)]).query(pts)[1] + 1
+            xs.append(pts[:, 0]), ys.append(pts[:, 1]), labels.append(np.char.add(f"{c}_", lab.astype(str)))
+        x, y = np.concatenate(xs), np.concatenate(ys)
+        lon, lat = Transformer.from_crs(crs, 4326, always_xy=True).transform(x, y)
+        comm = np.concatenate([np.full(len(a), c) for a, c in zip(xs, code)])
+        pd.DataFrame({"id_brut_bv_reu": np.concatenate(labels), "code_commune_ref": comm,
+                      "longitude": np.round(lon, 6), "latitude": np.round(lat, 6), "geo_type": "housenumber",
+                      "geo_score": 0.95, "nb_adresses": 1}).to_csv(roll_path, mode="w" if first else "a",
+                                                                   header=first, index=False)
+        first = False
+        coms.append(g.to_crs(4326))
+    pd.concat(coms, ignore_index=True).pipe(gpd.GeoDataFrame, crs=4326).to_file(com_path)
+    return roll_path, com_path
+
+
+def _children_peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
+def case_france(method: str, sizes=(1, 4, 16, 102)) -> list:
+    """Wall time, CPU time and peak memory (this process, and the largest worker) of national builds of
+    1, 4, 16 and all 102 départements of the synthetic France (``synth_france``), plain Voronoi."""
+    import tempfile
+
+    from decoupage_bv import Params
+    from decoupage_bv.national import ALL_DEPTS, build_departements
+
+    out = []
+    for n in sizes:
+        roll, com = synth_france(n)
+        t0, c0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
+        k0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        with tempfile.TemporaryDirectory() as cache:
+            r = build_departements(list(ALL_DEPTS[:n]), roll, com, params=Params(method="voronoi", jobs=2),
+                                   cache_dir=cache)
+        c1, k1 = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (c1.ru_utime + c1.ru_stime - c0.ru_utime - c0.ru_stime) + (k1.ru_utime + k1.ru_stime
+                                                                        - k0.ru_utime - k0.ru_stime)
+        out.append({"case": "france", "departements": n, "rows": int(r.report["counts"]["address_rows"]),
+                    "bv": int(r.report["counts"]["bv_drawn"]), "seconds": round(time.perf_counter() - t0, 1),
+                    "cpu_seconds": round(cpu, 1), "peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+                                                                   / 1024), "worker_peak_mb": round(_children_peak_mb())})
+    return out
+
+
 CASES = {"paris": case_paris, "dept31": case_dept31, "accuracy": case_accuracy, "noise": case_noise,
-         "cv": case_cv, "speed": case_speed, "suburbs": case_suburbs}
+         "cv": case_cv, "speed": case_speed, "suburbs": case_suburbs, "france": case_france,
+         "france_small": lambda method: case_france(method, sizes=(1, 4, 16))}
 
 
 def main(argv=None):

@@ -139,7 +139,7 @@ def main():
               help="Constituency polygons (codeCirconscription) or a commune → constituency CSV.")
 @click.option("--bv-table", type=click.Path(dir_okay=False), help="INSEE table-bv-reu, for Ministry BV codes.")
 @click.option("--output", "-o", "outputs", multiple=True, type=click.Path(dir_okay=False),
-              help="Output file (.gpkg, .geojson, .shp); repeatable. Default data/out/bv_<dept>.gpkg.")
+              help="Output file (.gpkg, .geojson, .shp, .parquet); repeatable. Default data/out/bv_<dept>.gpkg.")
 @click.option("--col", "cols", multiple=True, metavar="ROLE=COLUMN",
               help=ROLES_HELP)
 @click.option("--commune-code-column", help="INSEE code column of the outlines (detected by default).")
