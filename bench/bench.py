@@ -319,7 +319,8 @@ def synth_france(n_depts: int, rows_total: int = 20_000_000, folder: str = "/tmp
     per_dept = rows_total // len(ALL_DEPTS)
     coms, first = [], True
     for i, d in enumerate(ALL_DEPTS[:n_depts]):
-        t = paris if d == "75" else templates[i % len(templates)]
+        overseas = d.startswith("97")
+        t = paris if d == "75" else (templates[2] if overseas else templates[i % len(templates)])  # 47 communes
         geoms = t.geometry.values
         cx, cy = shapely.centroid(shapely.union_all(geoms)).coords[0]
         crs = codes.metric_crs(d)
@@ -328,7 +329,8 @@ def synth_france(n_depts: int, rows_total: int = 20_000_000, folder: str = "/tmp
                 "974": (340000, 7660000), "975": (560000, 5200000), "976": (520000, 8580000)}.get(d)
         ox, oy = home if home else (100000 + 250000 * (i % 20), 6100000 + 250000 * (i // 20))
         moved = shapely.transform(geoms, lambda xy: xy - [cx, cy] + [ox, oy])
-        code = (t["code"].to_numpy() if d == "75" else np.array([f"{d}{k + 1:03d}" for k in range(len(t))]))
+        code = (t["code"].to_numpy() if d == "75" else
+                np.array([f"{d}{k + 1:02d}" if overseas else f"{d}{k + 1:03d}" for k in range(len(t))]))
         g = gpd.GeoDataFrame({"code": code, "nom": [f"Commune {c}" for c in code]}, geometry=moved, crs=crs)
         area = shapely.area(moved)
         n_com = np.maximum(5, np.round(per_dept * area / area.sum())).astype(int)

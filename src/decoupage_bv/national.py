@@ -9,6 +9,7 @@ import hashlib
 import json
 import os
 import shutil
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import replace
 
 import geopandas as gpd
@@ -106,18 +107,11 @@ def build_departements(depts: list[str], addresses: str, communes, circonscripti
     com_all = communes if isinstance(communes, gpd.GeoDataFrame) else sources.read_communes(communes)
     com_all = com_all.assign(_dept=com_all["code"].map(codes.dept_of_commune))
     circ = sources.read_circonscriptions(circonscriptions) if isinstance(circonscriptions, str) else circonscriptions
-    parts, reports, missing = [], {}, []
-    bar = None
-    if progress:
-        from ._progress import bar as progress_bar
-
-        bar = progress_bar(total=len(depts), desc="départements", unit="dépt")
+    tasks, missing = [], []
     for d in depts:
         com = com_all[com_all["_dept"] == d].drop(columns="_dept")
         if d not in cut or not len(com):
             missing.append({"departement": d, "reason": "no address row" if d not in cut else "no commune outline"})
-            if bar:
-                bar.update(1)
             continue
         street = (streets or {}).get(d)
         key = hashlib.sha256(json.dumps({
@@ -125,31 +119,56 @@ def build_departements(depts: list[str], addresses: str, communes, circonscripti
             "communes": _frame_digest(com), "circ": _file_digest(circonscriptions) if isinstance(
                 circonscriptions, str) else None, "streets": _file_digest(street) if street else None,
             "columns": sorted((columns or {}).items())}, sort_keys=True).encode()).hexdigest()[:20]
-        poly_path, rep_path = os.path.join(cache_dir, f"{d}.{key}.parquet"), os.path.join(cache_dir, f"{d}.{key}.json")
-        if os.path.exists(poly_path) and os.path.exists(rep_path):
-            with open(rep_path, encoding="utf-8") as fh:
-                report = json.load(fh)
-            gdf = gpd.read_parquet(poly_path).set_crs(report["crs"], allow_override=True)
-        else:
-            header = pd.read_csv(cut[d], nrows=0).columns
-            res = build(cut[d], com, dept=d, circonscriptions=circ, params=replace(params), streets=street,
-                        columns={c: c for c in header if c in sources.ROLL_COLUMNS})
-            gdf, report = res.polygons, res.report
-            with OutputSet() as out:
-                out.polygons(gdf, poly_path)
-                out.json(report, rep_path)
-        parts.append(gdf)
-        reports[d] = report
-        if bar:
-            bar.update(1)
+        tasks.append((d, cut[d], com, circ, params, street, os.path.join(cache_dir, f"{d}.{key}")))
+    bar = None
+    if progress:
+        from ._progress import bar as progress_bar
+
+        bar = progress_bar(total=len(depts), desc="départements", unit="dépt")
+        bar.update(len(missing))
+    done = {}
+    jobs = max(1, min(params.jobs or 1, len(tasks)))
+    if jobs == 1:
+        for t in tasks:
+            done[t[0]] = _build_one(t)
+            if bar:
+                bar.update(1)
+    else:  # départements side by side, each on one core: memory follows the largest ones, not the nation
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
+            futures = [pool.submit(_build_one, (*t[:4], replace(t[4], jobs=1), *t[5:])) for t in tasks]
+            for f in as_completed(futures):
+                d, gdf, report = f.result()
+                done[d] = (d, gdf, report)
+                if bar:
+                    bar.update(1)
     if bar:
         bar.close()
+    order = [t[0] for t in tasks]
+    parts = [done[d][1] for d in order]
+    reports = {d: done[d][2] for d in order}
     if not parts:
         raise InputError(f"{addresses}: no département of {', '.join(depts[:5])}… could be built")
     if len({p.crs.to_epsg() for p in parts}) > 1:
         parts = [p.to_crs("EPSG:4326") for p in parts]
     polygons = gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), crs=parts[0].crs)
     return BuildResult(polygons=polygons, report=_national_report(depts, reports, missing, params))
+
+
+def _build_one(task) -> tuple:
+    """One département: from its cache entry when there is one, else built and cached."""
+    d, roll, com, circ, params, street, stem = task
+    poly_path, rep_path = stem + ".parquet", stem + ".json"
+    if os.path.exists(poly_path) and os.path.exists(rep_path):
+        with open(rep_path, encoding="utf-8") as fh:
+            report = json.load(fh)
+        return d, gpd.read_parquet(poly_path).set_crs(report["crs"], allow_override=True), report
+    header = pd.read_csv(roll, nrows=0).columns
+    res = build(roll, com, dept=d, circonscriptions=circ, params=params, streets=street,
+                columns={c: c for c in header if c in sources.ROLL_COLUMNS})
+    with OutputSet() as out:
+        out.polygons(res.polygons, poly_path)
+        out.json(res.report, rep_path)
+    return d, res.polygons, res.report
 
 
 def _national_report(depts, reports: dict, missing: list, params: Params) -> dict:
