@@ -81,6 +81,42 @@ def test_overseas_in_the_set_gives_one_wgs84_layer_and_reproducible_geoparquet(n
     assert '"departements_built": [\n    "29",\n    "974"\n  ]' in rep
 
 
-def test_several_departements_need_local_national_files():
-    res = CliRunner().invoke(main, ["build", "--dept", "29,31"])
-    assert res.exit_code == 2 and "--addresses" in res.output
+def test_several_departements_fetch_the_national_files_once(tmp_path, monkeypatch):
+    """Without local files, the national REU table, communes and constituencies are downloaded whole (from a
+    local server here), then cut per département. The 31 rows here keep Finistère coordinates: that
+    département is reported, not drawn, and does not stop the others."""
+    import json as _json
+
+    from test_fetch import Server, _api, _national_roll
+
+    server = Server()
+    try:
+        server.files["/reu/adresses.csv"] = _national_roll()  # Finistère rows, and the same moved to 31
+        com = pd.concat([gpd.read_file(data("communes", "29_communes_adminexpress2018.geojson")),
+                         gpd.read_file(data("communes", "31_communes_adminexpress2018.geojson"))])
+        server.files["/osm/communes.geojson"] = gpd.GeoDataFrame(com, crs=4326).to_json().encode()
+        with open(data("circonscriptions", "29_circonscriptions_2024.geojson"), "rb") as fh:
+            server.files["/circ/c.geojson"] = fh.read()
+        _api(server, {
+            "bureaux-de-vote-et-adresses-de-leurs-electeurs": [
+                {"title": "table-adresses-reu", "url": server.url + "/reu/adresses.csv"}],
+            "decoupage-administratif-communal-francais-issu-d-openstreetmap": [
+                {"title": "communes", "url": server.url + "/osm/communes.geojson"}],
+            "contours-geographiques-des-circonscriptions-legislatives": [
+                {"title": "circonscriptions-legislatives", "url": server.url + "/circ/c.geojson"}]})
+        monkeypatch.setenv("DECOUPAGE_BV_DATAGOUV_API", server.url + "/api/1")
+        monkeypatch.chdir(tmp_path)
+        res = CliRunner().invoke(main, ["build", "--dept", "29,31", "-q"])
+        assert res.exit_code == 0, res.output
+        rep = _json.loads((tmp_path / "data" / "out" / "bv_29_31.report.json").read_text())
+        assert rep["departements_built"] == ["29"] and rep["counts"]["bv_drawn"] == 31
+        (missing,) = rep["departements_missing"]
+        assert missing["departement"] == "31" and "usable" in missing["reason"]
+        assert sum(1 for path, _ in server.log if path == "/reu/adresses.csv") == 1
+        # offline afterwards: from the cache; with an empty cache, every missing file in one line
+        res = CliRunner().invoke(main, ["build", "--dept", "29,31", "-q", "--offline", "-o", "again.gpkg"])
+        assert res.exit_code == 0, res.output
+        res = CliRunner().invoke(main, ["build", "--dept", "all", "--offline", "--cache", "empty"])
+        assert res.exit_code == 1 and "--offline: 3 source(s) not in the cache" in res.output
+    finally:
+        server.close()

@@ -179,7 +179,7 @@ def build(dept, addresses, communes, circonscriptions, bv_table, outputs, cols, 
     depts = parse_depts(dept)
     if len(depts) > 1:
         _build_many(depts, dept, addresses, communes, circonscriptions, outputs, cols, method, no_guides,
-                    geo_types, min_score, outside_tolerance, fragment_max_addresses, jobs, quiet)
+                    geo_types, min_score, outside_tolerance, fragment_max_addresses, jobs, quiet, cache, offline)
         return
     dept = depts[0]
     if geocode_columns and not addresses:
@@ -214,18 +214,17 @@ def build(dept, addresses, communes, circonscriptions, bv_table, outputs, cols, 
 
 
 def _build_many(depts, dept_arg, addresses, communes, circonscriptions, outputs, cols, method, no_guides,
-                geo_types, min_score, outside_tolerance, fragment_max_addresses, jobs, quiet):
+                geo_types, min_score, outside_tolerance, fragment_max_addresses, jobs, quiet, cache, offline):
+    from .fetch import Cache, fetch_national
     from .national import build_departements
     from .outputs import check_outputs, report_path
 
-    if not addresses or not communes:
-        raise click.UsageError("several départements are built from local national files: give --addresses "
-                               "(table-adresses-reu.csv, national) and --communes (all communes); "
-                               "`fetch --dept D` downloads one département at a time")
     name = "france" if dept_arg.strip().lower() in ("all", "france", "*") else "_".join(depts)
     outputs = outputs or (os.path.join("data", "out", f"bv_{name}.gpkg"),)
-    check_outputs(outputs)
+    check_outputs(outputs)  # before any download or computation
     check_outputs([report_path(o) for o in outputs], polygons=False)
+    got = fetch_national(addresses, communes, circonscriptions, Cache(cache), offline, progress=not quiet)
+    addresses, communes, circonscriptions = got["addresses"], got["communes"], got["circonscriptions"]
     t0 = time.perf_counter()
     params = _params(geo_types, min_score, outside_tolerance, fragment_max_addresses,
                      "voronoi" if method == "auto" else method, no_guides, jobs)

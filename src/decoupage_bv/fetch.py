@@ -302,3 +302,40 @@ def complete_inputs(dept: str, addresses=None, communes=None, circonscriptions=N
                 out["streets_note"] = f"OpenStreetMap streets unavailable ({exc}): built without street lines " \
                                       "(method voronoi)"
     return out
+
+
+def fetch_national(addresses=None, communes=None, circonscriptions=None, cache: Cache = Cache(),
+                   offline: bool = False, progress: bool = True) -> dict:
+    """The national inputs of a run over several départements, those not given downloaded whole (resumable)
+    into the cache: the REU address table, the communes derived from OSM, the constituencies."""
+    out, missing = {"addresses": addresses, "communes": communes, "circonscriptions": circonscriptions}, []
+
+    def attempt(fn, *args):
+        try:
+            return fn(*args)
+        except MissingSourceError as exc:
+            missing.append(exc)
+            return None
+
+    if not addresses:
+        cached = next((f"reu/table-adresses-reu{e}" for e in (".csv", ".csv.gz") if cache.has(f"reu/table-adresses-reu{e}")),
+                      None)
+        if cached:
+            out["addresses"] = cache.path(cached)
+        else:
+            rel = "reu/table-adresses-reu.csv"
+            if not offline:
+                url = resolve("reu", "table-adresses-reu")["url"]
+                rel += ".gz" if url.split("?")[0].endswith(".gz") else ""
+            out["addresses"] = attempt(fetch_file, "reu", "table-adresses-reu", rel, cache, offline, progress)
+    if not communes:
+        out["communes"] = attempt(fetch_file, "communes", "communes", "communes/communes.geojson", cache, offline,
+                                  progress)
+    if not circonscriptions and not (addresses and communes):
+        out["circonscriptions"] = attempt(fetch_file, "circonscriptions", "circonscriptions",
+                                          "circonscriptions/circonscriptions.geojson", cache, offline, progress)
+    if missing:
+        raise MissingSourceError(f"--offline: {len(missing)} source(s) not in the cache: "
+                                 + "; ".join(str(m) for m in missing),
+                                 hint=" | ".join(dict.fromkeys(m.hint for m in missing if m.hint)))
+    return out

@@ -143,7 +143,9 @@ def build_departements(depts: list[str], addresses: str, communes, circonscripti
                     bar.update(1)
     if bar:
         bar.close()
-    order = [t[0] for t in tasks]
+    order = [t[0] for t in tasks if done[t[0]][1] is not None]
+    missing += [{"departement": t[0], "reason": done[t[0]][2]["error"]} for t in tasks if done[t[0]][1] is None]
+    missing.sort(key=lambda m: ALL_DEPTS.index(m["departement"]) if m["departement"] in ALL_DEPTS else 999)
     parts = [done[d][1] for d in order]
     reports = {d: done[d][2] for d in order}
     if not parts:
@@ -163,8 +165,11 @@ def _build_one(task) -> tuple:
             report = json.load(fh)
         return d, gpd.read_parquet(poly_path).set_crs(report["crs"], allow_override=True), report
     header = pd.read_csv(roll, nrows=0).columns
-    res = build(roll, com, dept=d, circonscriptions=circ, params=params, streets=street,
-                columns={c: c for c in header if c in sources.ROLL_COLUMNS})
+    try:
+        res = build(roll, com, dept=d, circonscriptions=circ, params=params, streets=street,
+                    columns={c: c for c in header if c in sources.ROLL_COLUMNS})
+    except InputError as exc:  # one bad département does not stop the nation: it is reported
+        return d, None, {"error": str(exc)}
     with OutputSet() as out:
         out.polygons(res.polygons, poly_path)
         out.json(res.report, rep_path)
