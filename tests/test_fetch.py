@@ -115,6 +115,24 @@ def _api(server, resources):
         server.files[f"/api/1/datasets/{slug}/"] = json.dumps({"resources": res}).encode()
 
 
+def serve_datagouv(server, communes: bytes):
+    """The data.gouv.fr API and files of a build with nothing but its code: the 'national' REU (Finistère
+    rows, and the same moved to 31), a BV table, *communes*, the Finistère constituencies."""
+    server.files["/reu/adresses.csv"] = _national_roll()
+    server.files["/reu/bv.csv"] = b"id_brut_bv_reu,code_commune,id_brut_miom\n29039_1,29039,29039_0001\n"
+    server.files["/osm/communes.geojson"] = communes
+    with open(data("circonscriptions", "29_circonscriptions_2024.geojson"), "rb") as fh:
+        server.files["/circ/circonscriptions.geojson"] = fh.read()
+    _api(server, {
+        "bureaux-de-vote-et-adresses-de-leurs-electeurs": [
+            {"title": "table-adresses-reu", "url": server.url + "/reu/adresses.csv"},
+            {"title": "table-bv-reu", "url": server.url + "/reu/bv.csv"}],
+        "decoupage-administratif-communal-francais-issu-d-openstreetmap": [
+            {"title": "communes (GeoJSON)", "url": server.url + "/osm/communes.geojson"}],
+        "contours-geographiques-des-circonscriptions-legislatives": [
+            {"title": "circonscriptions-legislatives", "url": server.url + "/circ/circonscriptions.geojson"}]})
+
+
 def _no_partial_left(root):
     for dirpath, _, files in os.walk(root):
         if ".partial" in dirpath:
@@ -230,20 +248,8 @@ def test_build_dept_with_nothing_but_the_dept(server, tmp_path, monkeypatch):
 
     from decoupage_bv.cli import main
 
-    server.files["/reu/adresses.csv"] = _national_roll()
-    server.files["/reu/bv.csv"] = b"id_brut_bv_reu,code_commune,id_brut_miom\n29039_1,29039,29039_0001\n"
     with open(data("communes", "29_communes_adminexpress2018.geojson"), "rb") as fh:
-        server.files["/osm/communes.geojson"] = fh.read()
-    with open(data("circonscriptions", "29_circonscriptions_2024.geojson"), "rb") as fh:
-        server.files["/circ/circonscriptions.geojson"] = fh.read()
-    _api(server, {
-        "bureaux-de-vote-et-adresses-de-leurs-electeurs": [
-            {"title": "table-adresses-reu", "url": server.url + "/reu/adresses.csv"},
-            {"title": "table-bv-reu", "url": server.url + "/reu/bv.csv"}],
-        "decoupage-administratif-communal-francais-issu-d-openstreetmap": [
-            {"title": "communes (GeoJSON)", "url": server.url + "/osm/communes.geojson"}],
-        "contours-geographiques-des-circonscriptions-legislatives": [
-            {"title": "circonscriptions-legislatives", "url": server.url + "/circ/circonscriptions.geojson"}]})
+        serve_datagouv(server, fh.read())
     monkeypatch.setenv("DECOUPAGE_BV_DATAGOUV_API", server.url + "/api/1")
     monkeypatch.setenv("DECOUPAGE_BV_OVERPASS_URL", server.url + "/no-overpass")  # OSM fails: data.gouv fallback
     monkeypatch.chdir(tmp_path)

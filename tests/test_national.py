@@ -87,23 +87,13 @@ def test_several_departements_fetch_the_national_files_once(tmp_path, monkeypatc
     département is reported, not drawn, and does not stop the others."""
     import json as _json
 
-    from test_fetch import Server, _api, _national_roll
+    from test_fetch import Server, serve_datagouv
 
     server = Server()
     try:
-        server.files["/reu/adresses.csv"] = _national_roll()  # Finistère rows, and the same moved to 31
         com = pd.concat([gpd.read_file(data("communes", "29_communes_adminexpress2018.geojson")),
                          gpd.read_file(data("communes", "31_communes_adminexpress2018.geojson"))])
-        server.files["/osm/communes.geojson"] = gpd.GeoDataFrame(com, crs=4326).to_json().encode()
-        with open(data("circonscriptions", "29_circonscriptions_2024.geojson"), "rb") as fh:
-            server.files["/circ/c.geojson"] = fh.read()
-        _api(server, {
-            "bureaux-de-vote-et-adresses-de-leurs-electeurs": [
-                {"title": "table-adresses-reu", "url": server.url + "/reu/adresses.csv"}],
-            "decoupage-administratif-communal-francais-issu-d-openstreetmap": [
-                {"title": "communes", "url": server.url + "/osm/communes.geojson"}],
-            "contours-geographiques-des-circonscriptions-legislatives": [
-                {"title": "circonscriptions-legislatives", "url": server.url + "/circ/c.geojson"}]})
+        serve_datagouv(server, gpd.GeoDataFrame(com, crs=4326).to_json().encode())
         monkeypatch.setenv("DECOUPAGE_BV_DATAGOUV_API", server.url + "/api/1")
         monkeypatch.chdir(tmp_path)
         res = CliRunner().invoke(main, ["build", "--dept", "29,31", "-q"])

@@ -251,6 +251,27 @@ def fetch_streets(dept: str, roll_path: str, cache: Cache = Cache(), offline: bo
                        source="OpenStreetMap via osmnx (highway, railway, waterway)")
 
 
+class _Missing:
+    """Collects the sources missing offline, so that one error names them all."""
+
+    def __init__(self):
+        self.errors: list = []
+
+    def attempt(self, fn, *args):
+        try:
+            return fn(*args)
+        except MissingSourceError as exc:
+            self.errors.append(exc)
+            return None
+
+    def raise_if_any(self) -> None:
+        if self.errors:
+            n = sum(str(m).count("--offline forbids") for m in self.errors)
+            raise MissingSourceError(
+                f"--offline: {n} source(s) not in the cache: " + "; ".join(str(m) for m in self.errors),
+                hint=" | ".join(dict.fromkeys(m.hint for m in self.errors if m.hint)))
+
+
 def complete_inputs(dept: str, addresses=None, communes=None, circonscriptions=None, bv_table=None, streets=None,
                     osm_streets: bool = True, cache: Cache = Cache(), offline: bool = False,
                     progress: bool = True, columns: dict | None = None) -> dict:
@@ -265,15 +286,8 @@ def complete_inputs(dept: str, addresses=None, communes=None, circonscriptions=N
     out = {"addresses": addresses, "communes": communes, "circonscriptions": circonscriptions,
            "bv_table": bv_table, "streets": streets, "streets_source": os.path.basename(streets) if streets else None,
            "streets_note": None}
-    missing = []
-
-    def attempt(fn, *args):
-        try:
-            return fn(*args)
-        except MissingSourceError as exc:
-            missing.append(exc)
-            return None
-
+    missing = _Missing()
+    attempt = missing.attempt
     if not addresses:
         reu = attempt(fetch_reu, dept, cache, offline, progress)
         if reu:
@@ -284,11 +298,7 @@ def complete_inputs(dept: str, addresses=None, communes=None, circonscriptions=N
     if not circonscriptions and not (addresses and communes):
         out["circonscriptions"] = attempt(fetch_file, "circonscriptions", "circonscriptions",
                                           "circonscriptions/circonscriptions.geojson", cache, offline, progress)
-    if missing:
-        n = sum(str(m).count("--offline forbids") for m in missing)
-        raise MissingSourceError(
-            f"--offline: {n} source(s) not in the cache: " + "; ".join(str(m) for m in missing),
-            hint=" | ".join(dict.fromkeys(m.hint for m in missing if m.hint)))
+    missing.raise_if_any()
     if not streets and osm_streets:
         rel = f"streets/streets_osm_{dept}.gpkg"
         if cache.has(rel) or (out["addresses"] and os.path.exists(out["addresses"])):
@@ -308,14 +318,9 @@ def fetch_national(addresses=None, communes=None, circonscriptions=None, cache: 
                    offline: bool = False, progress: bool = True) -> dict:
     """The national inputs of a run over several départements, those not given downloaded whole (resumable)
     into the cache: the REU address table, the communes derived from OSM, the constituencies."""
-    out, missing = {"addresses": addresses, "communes": communes, "circonscriptions": circonscriptions}, []
-
-    def attempt(fn, *args):
-        try:
-            return fn(*args)
-        except MissingSourceError as exc:
-            missing.append(exc)
-            return None
+    out = {"addresses": addresses, "communes": communes, "circonscriptions": circonscriptions}
+    missing = _Missing()
+    attempt = missing.attempt
 
     if not addresses:
         cached = next((f"reu/table-adresses-reu{e}" for e in (".csv", ".csv.gz") if cache.has(f"reu/table-adresses-reu{e}")),
@@ -334,8 +339,5 @@ def fetch_national(addresses=None, communes=None, circonscriptions=None, cache: 
     if not circonscriptions and not (addresses and communes):
         out["circonscriptions"] = attempt(fetch_file, "circonscriptions", "circonscriptions",
                                           "circonscriptions/circonscriptions.geojson", cache, offline, progress)
-    if missing:
-        raise MissingSourceError(f"--offline: {len(missing)} source(s) not in the cache: "
-                                 + "; ".join(str(m) for m in missing),
-                                 hint=" | ".join(dict.fromkeys(m.hint for m in missing if m.hint)))
+    missing.raise_if_any()
     return out
