@@ -43,6 +43,10 @@ def _no_name_resolution(exc: Exception) -> bool:
     return False
 
 
+def _no_network_error(url: str, exc: Exception) -> DownloadError:
+    return DownloadError(f"{url}: {_describe(exc)} (no network?); {OFFLINE_HINT}")
+
+
 def _describe(exc: Exception) -> str:
     """The reason of a failed request in a few words, not requests' nested repr."""
     text = str(exc)
@@ -73,7 +77,7 @@ def request(method: str, url: str, retries: int = 4, backoff: float = 0.5, timeo
             last = f"HTTP {r.status_code}"
         except (requests.ConnectionError, requests.Timeout, ValueError) as exc:
             if _no_name_resolution(exc):
-                raise DownloadError(f"{url}: {_describe(exc)} (no network?); {OFFLINE_HINT}") from None
+                raise _no_network_error(url, exc) from None
             last = _describe(exc)
         if attempt < retries:
             time.sleep(backoff * 2 ** attempt)
@@ -140,7 +144,7 @@ def _stream(url, start, on_chunk, retries, backoff, timeout, progress, desc):
             if _no_name_resolution(exc):
                 if bar:
                     bar.close()
-                raise DownloadError(f"{url}: {_describe(exc)} (no network?); {OFFLINE_HINT}") from None
+                raise _no_network_error(url, exc) from None
             last = _describe(exc)
             attempt += 1
             if attempt > retries:

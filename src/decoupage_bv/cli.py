@@ -173,7 +173,7 @@ def build(dept, addresses, communes, circonscriptions, bv_table, outputs, cols, 
     """
     from .fetch import Cache, complete_inputs
     from .national import parse_depts
-    from .outputs import check_outputs, report_path
+    from .outputs import check_build_outputs
     from .pipeline import build as run_build
 
     depts = parse_depts(dept)
@@ -185,8 +185,7 @@ def build(dept, addresses, communes, circonscriptions, bv_table, outputs, cols, 
     if geocode_columns and not addresses:
         raise click.BadParameter("--geocode needs --addresses (a raw address list)", param_hint="--geocode")
     outputs = outputs or (os.path.join("data", "out", f"bv_{dept}.gpkg"),)
-    check_outputs(outputs)  # before any download or computation
-    check_outputs([report_path(o) for o in outputs], polygons=False)
+    check_build_outputs(outputs)  # before any download or computation
     cols = _parse_cols(cols)
     t0 = time.perf_counter()
     if geocode_columns:  # first, so that what follows (the OSM query's extent) sees coordinates
@@ -217,12 +216,11 @@ def _build_many(depts, dept_arg, addresses, communes, circonscriptions, outputs,
                 geo_types, min_score, outside_tolerance, fragment_max_addresses, jobs, quiet, cache, offline):
     from .fetch import Cache, fetch_national
     from .national import build_departements
-    from .outputs import check_outputs, report_path
+    from .outputs import check_build_outputs
 
     name = "france" if dept_arg.strip().lower() in ("all", "france", "*") else "_".join(depts)
     outputs = outputs or (os.path.join("data", "out", f"bv_{name}.gpkg"),)
-    check_outputs(outputs)  # before any download or computation
-    check_outputs([report_path(o) for o in outputs], polygons=False)
+    check_build_outputs(outputs)  # before any download or computation
     got = fetch_national(addresses, communes, circonscriptions, Cache(cache), offline, progress=not quiet)
     addresses, communes, circonscriptions = got["addresses"], got["communes"], got["circonscriptions"]
     t0 = time.perf_counter()

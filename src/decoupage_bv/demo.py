@@ -4,10 +4,10 @@
 communes, their outlines and constituencies; see ``sample/SOURCES.md``) and maps it.
 
 :func:`run_synthetic` builds a synthetic territory generated in code, whose true polling stations are known,
-and scores the result (the tests use it). Three square communes side by side with a street grid; each commune is cut into known polling stations
-along streets; addresses sit along the streets, labelled with the station they lie in, in the REU
-address-table format. A few rows are deliberately bad (no coordinates, commune-centroid geocoding).
-The street axes are written too, so the street-aware method runs.
+and scores the result (the tests use it). Three square communes side by side with a street grid; each
+commune is cut into known polling stations along streets; addresses sit along the streets, labelled with
+the station they lie in, in the REU address-table format. A few rows are deliberately bad (no
+coordinates, commune-centroid geocoding). The street axes are written too, so the street-aware method runs.
 """
 
 from __future__ import annotations

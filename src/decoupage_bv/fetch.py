@@ -121,6 +121,28 @@ def _resource_page(key: str, resource: str) -> str:
     return f"the resource '{DATASETS[key][1][resource]}' of {api_base()}/datasets/{DATASETS[key][0]}/"
 
 
+class _Missing:
+    """Collects the sources missing offline, so that one error names them all."""
+
+    def __init__(self):
+        self.errors: list = []
+
+    def attempt(self, fn, *args):
+        try:
+            return fn(*args)
+        except MissingSourceError as exc:
+            self.errors.extend(getattr(exc, "parts", [exc]))  # a collector's error: its sources, one by one
+            return None
+
+    def raise_if_any(self) -> None:
+        if self.errors:
+            exc = MissingSourceError(
+                f"--offline: {len(self.errors)} source(s) not in the cache: " + "; ".join(map(str, self.errors)),
+                hint=" | ".join(dict.fromkeys(m.hint for m in self.errors if m.hint)))
+            exc.parts = self.errors
+            raise exc
+
+
 def fetch_reu(dept: str, cache: Cache = Cache(), offline: bool = False, progress: bool = True) -> dict:
     """The REU address and BV tables cut to *dept*: ``{"table-adresses-reu": path, "table-bv-reu": path}``.
 
@@ -128,7 +150,7 @@ def fetch_reu(dept: str, cache: Cache = Cache(), offline: bool = False, progress
     national file is streamed from data.gouv.fr and only the département's rows are kept.
     """
     dept = codes.normalise_dept(dept)
-    out, missing = {}, []
+    out, missing = {}, _Missing()
     for table in ("table-adresses-reu", "table-bv-reu"):
         rel = f"reu/{table}_{dept}.csv"
         if cache.has(rel):
@@ -139,9 +161,9 @@ def fetch_reu(dept: str, cache: Cache = Cache(), offline: bool = False, progress
             info = _cut_local(cache.path(local), cache.path(rel), _commune_filter(dept))
             cache.record(rel, source=local, fetched=_today(), rows=info["kept"])
         elif offline:
-            missing.append(_offline(cache, rel, f"download {_resource_page('reu', table)} and put it at "
-                                                f"{cache.path(f'reu/{table}.csv')} (it is cut to the département "
-                                                "on the next run), or run without --offline"))
+            missing.errors.append(_offline(cache, rel, f"download {_resource_page('reu', table)} and put it at "
+                                                       f"{cache.path(f'reu/{table}.csv')} (it is cut to the "
+                                                       "département on the next run), or run without --offline"))
             continue
         else:
             res = resolve("reu", table)
@@ -151,8 +173,7 @@ def fetch_reu(dept: str, cache: Cache = Cache(), offline: bool = False, progress
             cache.record(rel, url=res["url"], source_sha256=info["sha256"], fetched=_today(), rows=info["kept"],
                          last_modified=res.get("last_modified"))
         out[table] = cache.path(rel)
-    if missing:
-        raise MissingSourceError("; ".join(str(m) for m in missing), hint=" | ".join(m.hint for m in missing))
+    missing.raise_if_any()
     return out
 
 
@@ -197,7 +218,8 @@ def _roll_area(roll_path: str, columns: dict | None = None):
     from .osm import area_of_points
     from .sources import parse_numbers, read_roll
 
-    rows = read_roll(roll_path, columns=columns).rows  # an unreadable roll is the user's first problem: its error goes up as is
+    # an unreadable roll is the user's first problem: its error goes up as it is
+    rows = read_roll(roll_path, columns=columns).rows
     lon, lat = parse_numbers(rows["lon"]), parse_numbers(rows["lat"])
     ok = lon.between(-180, 180) & lat.between(-90, 90)
     if not ok.any():
@@ -251,27 +273,6 @@ def fetch_streets(dept: str, roll_path: str, cache: Cache = Cache(), offline: bo
                        source="OpenStreetMap via osmnx (highway, railway, waterway)")
 
 
-class _Missing:
-    """Collects the sources missing offline, so that one error names them all."""
-
-    def __init__(self):
-        self.errors: list = []
-
-    def attempt(self, fn, *args):
-        try:
-            return fn(*args)
-        except MissingSourceError as exc:
-            self.errors.append(exc)
-            return None
-
-    def raise_if_any(self) -> None:
-        if self.errors:
-            n = sum(str(m).count("--offline forbids") for m in self.errors)
-            raise MissingSourceError(
-                f"--offline: {n} source(s) not in the cache: " + "; ".join(str(m) for m in self.errors),
-                hint=" | ".join(dict.fromkeys(m.hint for m in self.errors if m.hint)))
-
-
 def complete_inputs(dept: str, addresses=None, communes=None, circonscriptions=None, bv_table=None, streets=None,
                     osm_streets: bool = True, cache: Cache = Cache(), offline: bool = False,
                     progress: bool = True, columns: dict | None = None) -> dict:
@@ -323,8 +324,8 @@ def fetch_national(addresses=None, communes=None, circonscriptions=None, cache: 
     attempt = missing.attempt
 
     if not addresses:
-        cached = next((f"reu/table-adresses-reu{e}" for e in (".csv", ".csv.gz") if cache.has(f"reu/table-adresses-reu{e}")),
-                      None)
+        names = [f"reu/table-adresses-reu{ext}" for ext in (".csv", ".csv.gz")]
+        cached = next((rel for rel in names if cache.has(rel)), None)
         if cached:
             out["addresses"] = cache.path(cached)
         else:

@@ -13,7 +13,6 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import replace
 
 import geopandas as gpd
-import numpy as np
 import pandas as pd
 
 from . import __version__, codes, sources
@@ -38,12 +37,6 @@ def parse_depts(value: str) -> list[str]:
     return [d for d in ALL_DEPTS if d in out]
 
 
-def _dept_series(commune: pd.Series) -> np.ndarray:
-    c = commune.fillna("").astype(str).str.strip().str.upper()
-    c = c.where(~c.str.fullmatch(r"\d{4}"), "0" + c)  # 1001 written for 01001
-    return np.where(c.str.startswith("97"), c.str[:3], c.str[:2])
-
-
 def split_roll(path: str, depts: list[str], folder: str, columns: dict | None = None) -> dict:
     """Cut a national address table into one canonical CSV per département in one pass: ``{dept: path}``.
 
@@ -65,7 +58,7 @@ def split_roll(path: str, depts: list[str], folder: str, columns: dict | None = 
     wanted, found = set(depts), set()
     for chunk in chunks:  # memory: one chunk at a time, whatever the size of the file
         chunk = chunk.rename(columns={v: k for k, v in found_cols.items()})[list(found_cols)]
-        dept = _dept_series(chunk["commune"])
+        dept = sources.dept_of_rows(chunk["commune"])
         for d in sorted(set(dept) & wanted):
             target = os.path.join(where, f"{d}.csv")
             chunk[dept == d].to_csv(target, mode="a", header=d not in found, index=False)
@@ -107,6 +100,7 @@ def build_departements(depts: list[str], addresses: str, communes, circonscripti
     com_all = communes if isinstance(communes, gpd.GeoDataFrame) else sources.read_communes(communes)
     com_all = com_all.assign(_dept=com_all["code"].map(codes.dept_of_commune))
     circ = sources.read_circonscriptions(circonscriptions) if isinstance(circonscriptions, str) else circonscriptions
+    circ_digest = _file_digest(circonscriptions) if isinstance(circonscriptions, str) else None
     tasks, missing = [], []
     for d in depts:
         com = com_all[com_all["_dept"] == d].drop(columns="_dept")
@@ -116,8 +110,7 @@ def build_departements(depts: list[str], addresses: str, communes, circonscripti
         street = (streets or {}).get(d)
         key = hashlib.sha256(json.dumps({
             "version": __version__, "params": params.as_dict(), "roll": _file_digest(cut[d]),
-            "communes": _frame_digest(com), "circ": _file_digest(circonscriptions) if isinstance(
-                circonscriptions, str) else None, "streets": _file_digest(street) if street else None,
+            "communes": _frame_digest(com), "circ": circ_digest, "streets": _file_digest(street) if street else None,
             "columns": sorted((columns or {}).items())}, sort_keys=True).encode()).hexdigest()[:20]
         tasks.append((d, cut[d], com, circ, params, street, os.path.join(cache_dir, f"{d}.{key}")))
     bar = None

@@ -70,6 +70,14 @@ def check_outputs(paths, polygons: bool = True) -> None:
             raise OutputError(f"{path}: cannot write (Permission denied)")
 
 
+def check_build_outputs(paths) -> list[str]:
+    """:func:`check_outputs` for polygon files and the reports beside them; returns the report paths."""
+    reports = sorted({report_path(p) for p in paths})
+    check_outputs(paths)
+    check_outputs(reports, polygons=False)
+    return reports
+
+
 class OutputSet:
     """Files that appear together or not at all: each is written to a temporary name beside its target,
     and all are renamed into place only when every one of them is whole.

@@ -14,7 +14,7 @@ import shapely
 from . import __version__, codes, sources
 from ._errors import InputError
 from .attributes import SHAPEFILE_FIELDS, assemble
-from .outputs import OutputSet, check_outputs, report_path
+from .outputs import OutputSet, check_build_outputs
 from .points import prepare_points
 from .settings import Params
 from .tessellation import tessellate
@@ -33,9 +33,7 @@ class BuildResult:
 
     def write(self, *paths: str) -> list[str]:
         """Write the polygons to each path and the report beside each, all or none; returns the files."""
-        reports = sorted({report_path(p) for p in paths})
-        check_outputs(paths)
-        check_outputs(reports, polygons=False)
+        reports = check_build_outputs(paths)
         with OutputSet() as out:
             for p in paths:
                 out.polygons(self.polygons, p)
@@ -49,7 +47,8 @@ def _infer_dept(roll: pd.DataFrame, dept: str | None) -> str | None:
         return codes.normalise_dept(dept)
     if "commune" not in roll:
         return None
-    found = sorted({codes.dept_of_commune(c) for c in codes.map_distinct(roll["commune"], codes.normalise_commune).dropna()})
+    communes = codes.map_distinct(roll["commune"], codes.normalise_commune).dropna()
+    found = sorted({codes.dept_of_commune(c) for c in communes})
     overseas = [d for d in found if d.startswith("97")]
     if overseas and len(found) > 1:
         raise InputError(f"the roll spans départements {', '.join(found[:6])}…; choose one with --dept")

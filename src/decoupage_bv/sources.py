@@ -158,10 +158,15 @@ def _match_columns(header, mapping, path, roles=ROLL_COLUMNS, required=_REQUIRED
     return found
 
 
-def in_dept(codes_series: pd.Series, dept: str) -> np.ndarray:
+def dept_of_rows(codes_series: pd.Series) -> np.ndarray:
+    """The département of each row's commune code (3 characters overseas); ``1001`` is read as ``01001``."""
     s = codes_series.fillna("").astype(str).str.strip().str.upper()
     s = s.where(~s.str.fullmatch(r"\d{4}"), "0" + s)
-    return s.str.startswith(dept).to_numpy()
+    return np.where(s.str.startswith("97"), s.str[:3], s.str[:2])
+
+
+def in_dept(codes_series: pd.Series, dept: str) -> np.ndarray:
+    return dept_of_rows(codes_series) == dept
 
 
 def read_roll(path: str, dept: str | None = None, columns: dict | None = None) -> RollRead:
