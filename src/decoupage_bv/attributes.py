@@ -40,9 +40,15 @@ def assemble(points: Points, pieces: dict, communes: gpd.GeoDataFrame,
     names = dict(zip(communes["code"], communes["nom"]))
     unit_geom = dict(zip(points.units["unit"], points.units.geometry.values))
     unit_name = dict(zip(points.units["unit"], points.units["nom"]))
-    bvs = points.bvs.set_index("bv", drop=False).to_dict("index")  # row access by BV: dicts, not .loc
+    table = points.bvs
+    # row access by BV index through plain lists: .loc, iterrows and groupby cost more than the whole loop
+    fields = {c: table[c].tolist() for c in ("code_insee", "id_brut_bv_reu", "code_bv", "code_note", "n_adresses",
+                                              "n_rows", "n_points")}
+    bvs = {b: {c: v[i] for c, v in fields.items()} | {"bv": b} for i, b in enumerate(table["bv"].tolist())}
     rows, not_drawn = [], []
-    by_unit = {u: g for u, g in points.bvs.groupby("unit", sort=True)}
+    by_unit: dict = {}
+    for b, u in zip(table["bv"].tolist(), table["unit"].tolist()):
+        by_unit.setdefault(u, []).append(b)
     for unit in sorted(unit_geom):
         drawn = pieces.get(unit, {})
         unit_bvs = by_unit.get(unit)
@@ -62,15 +68,15 @@ def assemble(points: Points, pieces: dict, communes: gpd.GeoDataFrame,
             if drawn[b].geom_type == "MultiPolygon":
                 flags.append("multipart")
             rows.append(_row(r["code_insee"], names.get(r["code_insee"], unit_name[unit]), r, drawn[b], flags))
-        missing = unit_bvs.iloc[0:0] if len(drawn) == len(unit_bvs) else unit_bvs[~unit_bvs["bv"].isin(list(drawn))]
+        missing = [bvs[b] for b in unit_bvs if b not in drawn]
         if not drawn and len(unit_bvs) == 1:
-            r = bvs[unit_bvs["bv"].iloc[0]]
+            r = bvs[unit_bvs[0]]
             flags = ["no_usable_address"] + ([f"code_bv_{r['code_note']}"] if r["code_note"] else [])
             rows.append(_row(r["code_insee"], names.get(r["code_insee"], unit_name[unit]), r, unit_geom[unit], flags))
             continue
         if not drawn:
             rows.append(_row(unit, names.get(unit, unit_name[unit]), None, unit_geom[unit], ["no_usable_address"]))
-        for _, r in missing.iterrows():
+        for r in missing:
             reason = _reason(points.bv_drops.get(int(r["bv"])), int(r["n_rows"]))
             if r["n_points"] > 0:
                 reason = "its cells fall outside the commune outline"

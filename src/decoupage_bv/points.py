@@ -116,8 +116,8 @@ def prepare_points(roll: pd.DataFrame, communes: gpd.GeoDataFrame, crs: str, par
     df = roll.copy()
     n0 = len(df)
 
-    raw = codes.map_distinct(df["bv"].fillna("").astype(str).str.strip(), canonical_bv_id)
-    bad_id = (raw == "") | raw.str.contains(r"[\x00-\x1f]", regex=True)
+    raw = codes.map_distinct(df["bv"].fillna("").astype(str), lambda v: canonical_bv_id(v.strip()))
+    bad_id = codes.map_distinct(raw, lambda v: v == "" or re.search(r"[\x00-\x1f]", v) is not None).astype(bool)
     drops["missing_or_malformed_bv_id"] += int(bad_id.sum())
     df = df[~bad_id].assign(bv=raw[~bad_id])
 
@@ -190,10 +190,11 @@ def prepare_points(roll: pd.DataFrame, communes: gpd.GeoDataFrame, crs: str, par
     unit_geom = dict(zip(units_m["unit"], units_m.geometry.values))
     for g in unit_geom.values():
         shapely.prepare(g)
-    pts = shapely.points(x, y)
     unit_codes, unit_index = pd.factorize(df["unit"])
     own = np.array([unit_geom[u] for u in unit_index] + [None], dtype=object)[unit_codes]
-    inside = shapely.dwithin(own, pts, params.outside_tolerance) if len(df) else np.zeros(0, dtype=bool)
+    inside = shapely.contains_xy(own, x, y) if len(df) else np.zeros(0, dtype=bool)
+    edge = np.flatnonzero(~inside)  # within the tolerance of the outline counts as inside
+    inside[edge] = shapely.dwithin(own[edge], shapely.points(x[edge], y[edge]), params.outside_tolerance)
     if len(df) >= 10 and inside.mean() < 0.5:
         _check_not_swapped(own, lon.to_numpy(), lat.to_numpy(), crs, params, source)
     drop("outside_commune", ~inside)
@@ -278,13 +279,15 @@ def _bv_table(df: pd.DataFrame, bv_codes: dict | None) -> pd.DataFrame:
                                                         n_rows=("weight", "size")).reset_index()
     g = g.rename(columns={"bv": "id_brut_bv_reu"})
     code_bv, note = [], []
-    for _, grp in g.groupby("code_insee", sort=True):
+    commune, raws = g["code_insee"].tolist(), g["id_brut_bv_reu"].tolist()  # sorted by commune
+    starts = [0] + [i for i in range(1, len(commune)) if commune[i] != commune[i - 1]] + [len(commune)]
+    for a, b in zip(starts[:-1], starts[1:]):
         labels = {}
-        for raw in grp["id_brut_bv_reu"]:
+        for raw in raws[a:b]:
             src = bv_codes.get(raw, raw) if bv_codes else raw
             labels[raw] = codes.split_raw_bv(src)[1]
         assigned = codes.assign_codes_bv(set(labels.values()))
-        for raw in grp["id_brut_bv_reu"]:
+        for raw in raws[a:b]:
             c, n = assigned[labels[raw]]
             code_bv.append(c)
             note.append(n)
@@ -298,36 +301,57 @@ def _bv_table(df: pd.DataFrame, bv_codes: dict | None) -> pd.DataFrame:
 
 
 def _outliers_kept(pts: pd.DataFrame, params: Params) -> np.ndarray:
-    """Mask of points kept: outliers lie far from every point of their BV yet close to another BV's points."""
+    """Mask of points kept: outliers lie far from every point of their BV yet close to another BV's points.
+
+    A point that shares a grid cell of diagonal ``outlier_min_distance`` with another location of its BV
+    cannot be one; only the others (few) are measured, against their BV's locations and their unit's points.
+    """
     keep = np.ones(len(pts), dtype=bool)
-    xy = pts[["x", "y"]].to_numpy()
-    bv = pts["bv"].to_numpy()
-    for _, idx in pts.groupby("unit", sort=True).indices.items():
+    if not len(pts):
+        return keep
+    x, y, bv = pts["x"].to_numpy(), pts["y"].to_numpy(), pts["bv"].to_numpy().astype(np.int64)
+    cell = 0.999 * params.outlier_min_distance / np.sqrt(2)
+    gx, gy = np.floor(x / cell).astype(np.int64), np.floor(y / cell).astype(np.int64)
+    key = (bv << 42) | ((gx - gx.min()) << 21) | (gy - gy.min())
+    g = pd.DataFrame({"key": key, "x": x, "y": y}).groupby("key", sort=False)
+    alone = ((g["x"].transform("min") == g["x"].transform("max"))
+             & (g["y"].transform("min") == g["y"].transform("max"))).to_numpy()
+    if not alone.any():
+        return keep
+    unit_codes = pd.factorize(pts["unit"])[0]
+    order = np.argsort(unit_codes, kind="stable")
+    starts = np.searchsorted(unit_codes[order], np.arange(unit_codes.max() + 2))
+    for u in np.unique(unit_codes[alone]):
+        idx = order[starts[u]:starts[u + 1]]
         labels = bv[idx]
-        if len(np.unique(labels)) < 2:
+        if (labels == labels[0]).all():
             continue
-        sub = xy[idx]
-        tree_all = cKDTree(sub)
-        for lab in np.unique(labels):
+        sub = np.c_[x[idx], y[idx]]
+        tree = None
+        for lab in np.unique(labels[alone[idx]]):
             own = np.flatnonzero(labels == lab)
-            uniq = np.unique(sub[own], axis=0)
+            uniq = np.unique(sub[own].view(np.complex128))  # distinct locations, faster than axis=0
+            uniq = np.c_[uniq.real, uniq.imag]
             if len(uniq) < 3:
                 continue
-            tree_own = cKDTree(uniq)
-            d_own = tree_own.query(sub[own], k=2)[0][:, 1]
-            cand = own[d_own > params.outlier_min_distance]
+            cand = own[alone[idx[own]]]
+            d_own = cKDTree(uniq).query(sub[cand], k=2)[0][:, 1]  # the first is the point's own location
+            far = d_own > params.outlier_min_distance
+            cand, d_own = cand[far], d_own[far]
             if not len(cand):
                 continue
-            d_own_c = d_own[d_own > params.outlier_min_distance]
-            # nearest point of another BV: query enough neighbours to get past same-BV ones
-            k = min(len(sub), 16)
-            dd, ii = tree_all.query(sub[cand], k=k)
-            dd, ii = dd.reshape(len(cand), -1), ii.reshape(len(cand), -1)
-            other = labels[ii] != lab
-            d_other = np.where(other, dd, np.inf).min(axis=1)
-            out = d_own_c > params.outlier_factor * d_other
-            keep[idx[cand[out]]] = False
+            tree = cKDTree(sub) if tree is None else tree
+            d, i = tree.query(sub[cand], k=min(len(sub), 16))  # past same-BV points, to another BV's
+            d, i = d.reshape(len(cand), -1), i.reshape(len(cand), -1)
+            d_other = np.where(labels[i] == lab, np.inf, d).min(axis=1)
+            keep[idx[cand[d_own > params.outlier_factor * d_other]]] = False
     return keep
+
+
+def _bv_within_unit(unit: np.ndarray, bv: np.ndarray) -> bool:
+    """Whether sorting by BV index also sorts by unit (BV indices are numbered commune by commune)."""
+    o = np.argsort(bv, kind="stable")
+    return bool((np.diff(unit[o]) >= 0).all())
 
 
 def _colocate(pts: pd.DataFrame, grid: float) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -339,28 +363,42 @@ def _colocate(pts: pd.DataFrame, grid: float) -> tuple[pd.DataFrame, pd.DataFram
     if not len(pts):
         empty = pd.DataFrame(columns=["unit", "bv", "x", "y", "weight", "score", "rows"])
         return empty, empty[["bv", "rows"]]
-    p = pts.assign(gx=np.round(pts["x"] / grid).astype(np.int64), gy=np.round(pts["y"] / grid).astype(np.int64))
-    g = p.groupby(["unit", "gx", "gy", "bv"], sort=True).agg(x=("x", "mean"), y=("y", "mean"),
-                                                             weight=("weight", "sum"), score=("score", "max"),
-                                                             rows=("weight", "size")).reset_index()
-    g = g.sort_values(["unit", "gx", "gy", "weight", "score", "bv"], ascending=[True, True, True, False, False, True])
-    g["loc"] = g.groupby(["unit", "gx", "gy"], sort=False).ngroup()
-    win = ~g.duplicated("loc", keep="first")
-    won = set(g.loc[win, "bv"])
-    losers = sorted(set(g["bv"]) - won)
-    if losers:
-        seeds_per_bv = g[win].groupby("bv").size().to_dict()
-        cand = g[g["bv"].isin(losers)].sort_values(["bv", "weight", "score", "loc"],
-                                                   ascending=[True, False, False, True])
-        for bv, grp in cand.groupby("bv", sort=True):
-            for i, row in grp.iterrows():
-                cur = g.index[(g["loc"] == row["loc"]).to_numpy() & win.to_numpy()][0]
-                if seeds_per_bv.get(g.at[cur, "bv"], 0) > 1:
-                    win[cur] = False
-                    win[i] = True
-                    seeds_per_bv[g.at[cur, "bv"]] -= 1
-                    seeds_per_bv[bv] = 1
-                    break
-    lost = g.loc[~win, ["bv", "rows"]]
-    seeds = g[win].sort_values(["unit", "bv", "gx", "gy"])[["unit", "bv", "x", "y", "weight", "score", "rows"]]
+    unit, unit_names = pd.factorize(pts["unit"], sort=True)
+    x, y = pts["x"].to_numpy(dtype=float), pts["y"].to_numpy(dtype=float)
+    gx, gy = np.round(x / grid).astype(np.int64), np.round(y / grid).astype(np.int64)
+    bv, weight, score = pts["bv"].to_numpy(), pts["weight"].to_numpy(), pts["score"].to_numpy(dtype=float)
+    # one row per (unit, cell, BV), in numpy: a pandas groupby over 4 keys costs more than the rest together
+    o = np.lexsort((bv, gy, gx, unit))
+    keys = np.c_[unit[o], gx[o], gy[o], bv[o]]
+    starts = np.flatnonzero(np.r_[True, (keys[1:] != keys[:-1]).any(axis=1)])
+    n = np.diff(np.r_[starts, len(o)])
+    U, GX, GY, B = keys[starts].T
+    X, Y = np.add.reduceat(x[o], starts) / n, np.add.reduceat(y[o], starts) / n
+    W, S = np.add.reduceat(weight[o], starts), np.maximum.reduceat(score[o], starts)
+    win = np.r_[True, (U[1:] != U[:-1]) | (GX[1:] != GX[:-1]) | (GY[1:] != GY[:-1])]  # a location's first row
+    loc = np.cumsum(win) - 1
+    shared = np.flatnonzero(np.bincount(loc)[loc] > 1)  # rows of locations held by several BVs (few)
+    best = np.arange(len(B))
+    best[shared] = shared[np.lexsort((B[shared], -S[shared], -W[shared], loc[shared]))]  # the winner first
+    GX, GY, B, X, Y, W, S, n = (a[best] for a in (GX, GY, B, X, Y, W, S, n))
+    losers = np.setdiff1d(B, B[win])
+    if len(losers):
+        seeds_per_bv = Counter(B[win].tolist())
+        winner = np.flatnonzero(win)  # winner[loc]: row position of the location's current seed
+        cand = np.flatnonzero(np.isin(B, losers))
+        cand = cand[np.lexsort((cand, -S[cand], -W[cand], B[cand]))]
+        done = set()
+        for i in cand:
+            cur, b = winner[loc[i]], B[i]
+            if b in done or seeds_per_bv[B[cur]] <= 1:
+                continue
+            win[cur], win[i], winner[loc[i]] = False, True, i
+            seeds_per_bv[B[cur]] -= 1
+            seeds_per_bv[b] = 1
+            done.add(b)
+    lost = pd.DataFrame({"bv": B[~win], "rows": n[~win]})
+    k = np.flatnonzero(win)  # in (unit, cell) order: a stable sort by BV gives (unit, BV, cell)
+    k = k[np.argsort(B[k], kind="stable")] if _bv_within_unit(U[k], B[k]) else k[np.lexsort((GY[k], GX[k], B[k], U[k]))]
+    seeds = pd.DataFrame({"unit": pd.Categorical.from_codes(U[k], categories=unit_names), "bv": B[k], "x": X[k], "y": Y[k],
+                          "weight": W[k], "score": S[k], "rows": n[k]})
     return seeds.reset_index(drop=True), lost

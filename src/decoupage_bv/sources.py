@@ -160,9 +160,10 @@ def _match_columns(header, mapping, path, roles=ROLL_COLUMNS, required=_REQUIRED
 
 def dept_of_rows(codes_series: pd.Series) -> np.ndarray:
     """The département of each row's commune code (3 characters overseas); ``1001`` is read as ``01001``."""
-    s = codes_series.fillna("").astype(str).str.strip().str.upper()
+    inverse, uniq = pd.factorize(codes_series.fillna("").astype(str), use_na_sentinel=False)
+    s = pd.Series(uniq, dtype=object).str.strip().str.upper()  # once per distinct code, not per row
     s = s.where(~s.str.fullmatch(r"\d{4}"), "0" + s)
-    return np.where(s.str.startswith("97"), s.str[:3], s.str[:2])
+    return np.where(s.str.startswith("97"), s.str[:3], s.str[:2]).astype(object)[inverse]
 
 
 def in_dept(codes_series: pd.Series, dept: str) -> np.ndarray:

@@ -7,6 +7,7 @@ Communes are independent, so :func:`tessellate` runs them in parallel (the heavi
 from __future__ import annotations
 
 import os
+import struct
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
@@ -33,7 +34,7 @@ def voronoi_labels(polygon, xy: np.ndarray, labels: np.ndarray) -> dict:
     cx, cy = (minx + maxx) / 2, (miny + maxy) / 2
     far = 20 * span
     guards = np.array([[cx - far, cy - far], [cx + far, cy - far], [cx + far, cy + far], [cx - far, cy + far]])
-    cells = shapely.voronoi_polygons(shapely.multipoints(np.vstack([xy, guards])), ordered=True)
+    cells = shapely.voronoi_polygons(_multipoint(np.vstack([xy, guards])), ordered=True)
     cells = shapely.get_parts(cells)[: len(xy)]
     out = {}
     order = np.argsort(labels, kind="stable")
@@ -42,6 +43,13 @@ def voronoi_labels(polygon, xy: np.ndarray, labels: np.ndarray) -> dict:
         merged = shapely.coverage_union_all(cells[idx])
         out[labels[idx[0]]] = shapely.intersection(merged, polygon)
     return out
+
+
+def _multipoint(xy: np.ndarray):
+    """One MultiPoint of *xy* through WKB: ``shapely.multipoints`` makes a Point object per row first (5x slower)."""
+    rec = np.empty(len(xy), dtype=[("order", "u1"), ("type", "<u4"), ("x", "<f8"), ("y", "<f8")])
+    rec["order"], rec["type"], rec["x"], rec["y"] = 1, 1, xy[:, 0], xy[:, 1]
+    return shapely.from_wkb(struct.pack("<BII", 1, 4, len(xy)) + rec.tobytes())
 
 
 def _polygon_parts(geom) -> list:
@@ -66,24 +74,24 @@ def clean_fragments(polygon, pieces: dict, xy: np.ndarray, labels: np.ndarray, w
     owner = np.array(owner, dtype=labels.dtype)
     area = shapely.area(parts)
     tree = STRtree(parts)
-    pts = shapely.points(xy)
-    pi, ci = tree.query(pts, predicate="intersects")
-    same = owner[ci] == labels[pi]
-    pi, ci = pi[same], ci[same]
-    first = np.unique(pi, return_index=True)[1]  # a point on a shared edge counts once
-    addr = np.bincount(ci[first], weights=weights[pi[first]], minlength=len(parts))
-    total = {lab: addr[owner == lab].sum() for lab in pieces}
-
+    addr = np.zeros(len(parts))
     movable = []
     for lab in pieces:
         idx = np.flatnonzero(owner == lab)
         if len(idx) < 2:
             continue
+        own = np.flatnonzero(labels == lab)
+        counted = np.zeros(len(own), dtype=bool)  # a point on an edge between two pieces counts once
+        for i in idx:
+            inside = shapely.intersects_xy(parts[i], xy[own, 0], xy[own, 1]) & ~counted
+            addr[i] = weights[own[inside]].sum()
+            counted |= inside
+        total = addr[idx].sum()
         main = idx[np.lexsort((-area[idx], -addr[idx]))[0]]
         for i in idx:
             if i == main:
                 continue
-            few = addr[i] <= params.fragment_max_addresses or addr[i] <= params.fragment_max_share * total[lab]
+            few = addr[i] <= params.fragment_max_addresses or addr[i] <= params.fragment_max_share * total
             if few or area[i] < params.sliver_area:
                 movable.append(i)
     if not movable:
@@ -172,7 +180,9 @@ def split_blocks(polygon, blocks: np.ndarray, xy: np.ndarray, labels: np.ndarray
     identical (``coverage_clean``) before the pieces of each BV are merged, so that a BV spread over
     neighbouring blocks comes out in one piece.
     """
-    rest = shapely.difference(polygon, shapely.union_all(blocks)) if len(blocks) > 1 else shapely.Polygon()
+    rest = shapely.Polygon()
+    if len(blocks) > 1 and abs(shapely.area(blocks).sum() - polygon.area) > 1e-9 * polygon.area:
+        rest = shapely.difference(polygon, shapely.union_all(blocks))  # what the blocks leave out (rare)
     if not rest.is_empty:
         blocks = np.append(blocks, [p for p in _polygon_parts(rest) if p.area > 1e-6])
     if guide_xy is None or not len(guide_xy):
@@ -210,7 +220,7 @@ def split_blocks(polygon, blocks: np.ndarray, xy: np.ndarray, labels: np.ndarray
     owners = np.array(owners)
     keep = ~shapely.is_empty(geoms)
     geoms, owners = geoms[keep], owners[keep]
-    if len(geoms) > 1:
+    if len(blocks) > 1:  # the cells of one Voronoi diagram already share their edges exactly
         geoms = shapely.coverage_clean(geoms)
     out = {}
     order = np.argsort(owners, kind="stable")
@@ -290,19 +300,27 @@ def tessellate(units, seeds, params: Params = Params(), progress=None, lines=Non
         g = by_unit.get(unit)
         gxy, glabels = (None, None) if g is None else (gxy_all[g], gbv_all[g])
         tasks.append((unit, units[unit], xy[idx], bv[idx], weight[idx], params, sub, gxy, glabels))
-    tasks.sort(key=lambda t: -len(t[2]))
     results = {}
+    trivial = [t for t in tasks if (t[3] == t[3][0]).all()]  # one BV: the commune itself, no need for a worker
+    tasks = sorted((t for t in tasks if not (t[3] == t[3][0]).all()), key=lambda t: -len(t[2]))
     jobs = max(1, min(params.jobs or os.cpu_count() or 1, len(tasks)))
     heavy = sum(len(t[2]) for t in tasks)
     if jobs == 1 or heavy < 20_000:
-        for t in tasks:
+        for t in trivial + tasks:
             unit, res = _run(t)
             results[unit] = res
             if progress:
                 progress(1)
     else:
         with ProcessPoolExecutor(max_workers=jobs) as pool:
-            for unit, res in pool.map(_run, tasks, chunksize=4):
+            # one task at a time, heaviest first: the largest commune starts at once and the rest fills in
+            running = pool.map(_run, tasks, chunksize=1)
+            for t in trivial:
+                unit, res = _run(t)
+                results[unit] = res
+                if progress:
+                    progress(1)
+            for unit, res in running:
                 results[unit] = res
                 if progress:
                     progress(1)
