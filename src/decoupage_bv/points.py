@@ -57,6 +57,9 @@ def normalise_name(name: str) -> str:
     return re.sub(r"^(LE|LA|LES|L) ", "", s)  # outlines and lists disagree on leading articles
 
 
+_CONTROL = re.compile(r"[\x00-\x1f]")
+
+
 def canonical_bv_id(raw: str) -> str:
     """One spelling per BV: a numeric label loses its leading zeros (``'0001'`` and ``'1'`` are one BV)."""
     prefix, label = codes.split_raw_bv(raw)
@@ -116,15 +119,17 @@ def prepare_points(roll: pd.DataFrame, communes: gpd.GeoDataFrame, crs: str, par
     df = roll.copy()
     n0 = len(df)
 
-    raw = codes.map_distinct(df["bv"].fillna("").astype(str), lambda v: canonical_bv_id(v.strip()))
-    bad_id = codes.map_distinct(raw, lambda v: v == "" or re.search(r"[\x00-\x1f]", v) is not None).astype(bool)
+    inverse, uniq = pd.factorize(df["bv"].fillna("").astype(str), use_na_sentinel=False)
+    raw = np.array([canonical_bv_id(v.strip()) for v in uniq], dtype=object)  # once per distinct id
+    bad = np.array([r == "" or _CONTROL.search(r) is not None for r in raw], dtype=bool)
+    bad_id = bad[inverse]
     drops["missing_or_malformed_bv_id"] += int(bad_id.sum())
-    df = df[~bad_id].assign(bv=raw[~bad_id])
+    df = _rows(df, ~bad_id).assign(bv=raw[inverse[~bad_id]])
 
     df["code_insee"] = _resolve_communes(df, communes, notes)
-    roll_codes = set(df["code_insee"].dropna())
+    roll_codes = set(df["code_insee"].dropna().unique())
     units, unit_of = build_units(communes, roll_codes)
-    df["unit"] = df["code_insee"].map(unit_of)
+    df["unit"] = codes.map_distinct(df["code_insee"], unit_of.get)
     unknown = df[df["unit"].isna()]
     unknown_communes = []
     if len(unknown):
@@ -133,16 +138,13 @@ def prepare_points(roll: pd.DataFrame, communes: gpd.GeoDataFrame, crs: str, par
             unknown_communes.append({"commune": str(key), "rows": int(len(grp)),
                                      "bvs": sorted(grp["bv"].unique().tolist())[:50]})
         drops["unknown_commune"] += len(unknown)
-    df = df[df["unit"].notna()].copy()
-
-    prefixes = codes.map_distinct(df["bv"], lambda r: codes.split_raw_bv(r)[0])
-    mismatch = prefixes.notna() & (prefixes != df["code_insee"])
-    notes["bv_id_prefix_differs_from_commune"] += int(mismatch.sum())
+    df = _rows(df, df["unit"].notna().to_numpy()).copy()
 
     df["weight"] = _counts(df, notes)
-    bvs = _bv_table(df, bv_codes)
-    key = pd.MultiIndex.from_frame(df[["code_insee", "bv"]])
-    df["bv_index"] = bvs.set_index(["code_insee", "id_brut_bv_reu"])["bv"].reindex(key).to_numpy()
+    bvs, df["bv_index"] = _bv_table(df, bv_codes)
+    prefixes = [codes.split_raw_bv(r)[0] for r in bvs["id_brut_bv_reu"]]
+    mismatch = np.array([p is not None and p != c for p, c in zip(prefixes, bvs["code_insee"])], dtype=bool)
+    notes["bv_id_prefix_differs_from_commune"] += int(bvs["n_rows"].to_numpy()[mismatch].sum())
 
     bv_drops: dict = {}
 
@@ -163,7 +165,7 @@ def prepare_points(roll: pd.DataFrame, communes: gpd.GeoDataFrame, crs: str, par
     drop("missing_coordinates", missing)
     drop("invalid_coordinates", invalid)
     ok = ~(missing | invalid)
-    df, lon, lat = df[ok], lon[ok], lat[ok]
+    df, lon, lat = _rows(df, ok.to_numpy()), _rows(lon, ok.to_numpy()), _rows(lat, ok.to_numpy())
 
     keep = np.ones(len(df), dtype=bool)
     if "geo_type" in df:
@@ -183,33 +185,33 @@ def prepare_points(roll: pd.DataFrame, communes: gpd.GeoDataFrame, crs: str, par
         other = keep & (cc != "").to_numpy() & ~same.to_numpy()
         drop("geocoded_in_other_commune", other)
         keep &= ~other
-    df, lon, lat, score = df[keep], lon[keep], lat[keep], score[keep]
+    df, lon, lat, score = _rows(df, keep), _rows(lon, keep), _rows(lat, keep), score[keep]
 
     x, y = Transformer.from_crs("EPSG:4326", crs, always_xy=True).transform(lon.to_numpy(), lat.to_numpy())
     units_m = units.to_crs(crs)
     unit_geom = dict(zip(units_m["unit"], units_m.geometry.values))
     for g in unit_geom.values():
         shapely.prepare(g)
-    unit_codes, unit_index = pd.factorize(df["unit"])
-    own = np.array([unit_geom[u] for u in unit_index] + [None], dtype=object)[unit_codes]
+    unit_code, unit_names = pd.factorize(df["unit"], sort=True)  # integers from here on: faster than strings
+    own = np.array([unit_geom[u] for u in unit_names] + [None], dtype=object)[unit_code]
     inside = shapely.contains_xy(own, x, y) if len(df) else np.zeros(0, dtype=bool)
     edge = np.flatnonzero(~inside)  # within the tolerance of the outline counts as inside
     inside[edge] = shapely.dwithin(own[edge], shapely.points(x[edge], y[edge]), params.outside_tolerance)
     if len(df) >= 10 and inside.mean() < 0.5:
         _check_not_swapped(own, lon.to_numpy(), lat.to_numpy(), crs, params, source)
     drop("outside_commune", ~inside)
-    pts_df = pd.DataFrame({"unit": df["unit"].to_numpy(), "bv": df["bv_index"].to_numpy(), "x": x, "y": y,
+    pts_df = pd.DataFrame({"unit": unit_code, "bv": df["bv_index"].to_numpy(), "x": x, "y": y,
                            "weight": df["weight"].to_numpy(), "score": np.nan_to_num(score, nan=0.0)})[inside]
-    df = df[inside]
+    df = _rows(df, inside)
 
     keep = _outliers_kept(pts_df, params)
     drop("bv_outlier", ~keep)
     guides = None
     if params.guides and "address" in df:
         kept = pts_df[keep]
-        guides = street_guides(kept["unit"].to_numpy(), kept["bv"].to_numpy(), kept["x"].to_numpy(),
-                               kept["y"].to_numpy(), df["address"].to_numpy()[keep], params)
-    seeds, lost = _colocate(pts_df[keep], params.colocation_grid)
+        guides = street_guides(np.asarray(unit_names, dtype=object)[kept["unit"].to_numpy()], kept["bv"].to_numpy(),
+                               kept["x"].to_numpy(), kept["y"].to_numpy(), df["address"].to_numpy()[keep], params)
+    seeds, lost = _colocate(pts_df[keep], params.colocation_grid, unit_names)
     drops["co_located_with_other_bv"] += int(lost["rows"].sum())
     for b, k in zip(lost["bv"], lost["rows"]):
         bv_drops.setdefault(int(b), Counter())["co_located_with_other_bv"] += int(k)
@@ -221,6 +223,11 @@ def prepare_points(roll: pd.DataFrame, communes: gpd.GeoDataFrame, crs: str, par
     return Points(units=units_m, bvs=bvs, seeds=seeds, crs=crs, drops=Counter({k: v for k, v in drops.items() if v}),
                   notes=Counter({k: v for k, v in notes.items() if v}), unknown_communes=unknown_communes,
                   bv_drops=bv_drops, guides=guides)
+
+
+def _rows(frame, mask: np.ndarray):
+    """``frame[mask]``, without the copy when every row is kept (a wide frame of strings copies slowly)."""
+    return frame if mask.all() else frame[mask]
 
 
 def _check_not_metric(lon: pd.Series, lat: pd.Series, n_with_coordinates: int, source: str) -> None:
@@ -274,10 +281,19 @@ def _resolve_communes(df: pd.DataFrame, communes: gpd.GeoDataFrame, notes: Count
     return out
 
 
-def _bv_table(df: pd.DataFrame, bv_codes: dict | None) -> pd.DataFrame:
-    g = df.groupby(["code_insee", "bv"], sort=True).agg(unit=("unit", "first"), n_adresses=("weight", "sum"),
-                                                        n_rows=("weight", "size")).reset_index()
-    g = g.rename(columns={"bv": "id_brut_bv_reu"})
+def _bv_table(df: pd.DataFrame, bv_codes: dict | None) -> tuple[pd.DataFrame, np.ndarray]:
+    """One row per (commune, raw BV id), numbered in (commune, code_bv) order; and each row's BV number."""
+    ci_inv, ci_uniq = pd.factorize(df["code_insee"])
+    bv_inv, bv_uniq = pd.factorize(df["bv"])
+    pair_inv, pair_uniq = pd.factorize(ci_inv.astype(np.int64) * len(bv_uniq) + bv_inv)
+    first = np.zeros(len(pair_uniq), dtype=np.int64)
+    first[pair_inv[::-1]] = np.arange(len(pair_inv))[::-1]  # first row of each pair
+    g = pd.DataFrame({"code_insee": np.asarray(ci_uniq, dtype=object)[pair_uniq // len(bv_uniq)],
+                      "id_brut_bv_reu": np.asarray(bv_uniq, dtype=object)[pair_uniq % len(bv_uniq)],
+                      "unit": df["unit"].to_numpy()[first],
+                      "n_adresses": np.bincount(pair_inv, weights=df["weight"].to_numpy()).astype(np.int64),
+                      "n_rows": np.bincount(pair_inv), "pair": np.arange(len(pair_uniq))})
+    g = g.sort_values(["code_insee", "id_brut_bv_reu"]).reset_index(drop=True)
     code_bv, note = [], []
     commune, raws = g["code_insee"].tolist(), g["id_brut_bv_reu"].tolist()  # sorted by commune
     starts = [0] + [i for i in range(1, len(commune)) if commune[i] != commune[i - 1]] + [len(commune)]
@@ -297,7 +313,9 @@ def _bv_table(df: pd.DataFrame, bv_codes: dict | None) -> pd.DataFrame:
     g.insert(0, "bv", np.arange(len(g)))
     dup = g.duplicated(["code_insee", "code_bv"], keep=False)
     g.loc[dup, "code_note"] = "ambiguous"
-    return g
+    bv_of_pair = np.empty(len(g), dtype=np.int64)
+    bv_of_pair[g["pair"].to_numpy()] = g["bv"].to_numpy()
+    return g.drop(columns="pair"), bv_of_pair[pair_inv]
 
 
 def _outliers_kept(pts: pd.DataFrame, params: Params) -> np.ndarray:
@@ -311,11 +329,13 @@ def _outliers_kept(pts: pd.DataFrame, params: Params) -> np.ndarray:
         return keep
     x, y, bv = pts["x"].to_numpy(), pts["y"].to_numpy(), pts["bv"].to_numpy().astype(np.int64)
     cell = 0.999 * params.outlier_min_distance / np.sqrt(2)
-    gx, gy = np.floor(x / cell).astype(np.int64), np.floor(y / cell).astype(np.int64)
-    key = (bv << 42) | ((gx - gx.min()) << 21) | (gy - gy.min())
-    g = pd.DataFrame({"key": key, "x": x, "y": y}).groupby("key", sort=False)
-    alone = ((g["x"].transform("min") == g["x"].transform("max"))
-             & (g["y"].transform("min") == g["y"].transform("max"))).to_numpy()
+    alone = np.ones(len(pts), dtype=bool)
+    for shift in (0.0, 0.5):  # a second grid, shifted half a cell, clears most points near cell edges
+        gx, gy = np.floor(x / cell + shift).astype(np.int64), np.floor(y / cell + shift).astype(np.int64)
+        key = (bv << 42) | ((gx - gx.min()) << 21) | (gy - gy.min())
+        g = pd.DataFrame({"key": key, "x": x, "y": y}).groupby("key", sort=False)
+        alone &= ((g["x"].transform("min") == g["x"].transform("max"))
+                  & (g["y"].transform("min") == g["y"].transform("max"))).to_numpy()
     if not alone.any():
         return keep
     unit_codes = pd.factorize(pts["unit"])[0]
@@ -348,13 +368,26 @@ def _outliers_kept(pts: pd.DataFrame, params: Params) -> np.ndarray:
     return keep
 
 
+def _cell_ids(unit: np.ndarray, gx: np.ndarray, gy: np.ndarray) -> np.ndarray:
+    """An integer per row, equal when (unit, gx, gy) are and ordered like them: packed bits when they fit."""
+    gx0, gy0 = gx - gx.min(), gy - gy.min()
+    bx, by = int(gx0.max()).bit_length(), int(gy0.max()).bit_length()
+    if int(unit.max()).bit_length() + bx + by <= 62:
+        return (unit.astype(np.int64) << (bx + by)) | (gx0 << by) | gy0
+    o = np.lexsort((gy, gx, unit))
+    ids = np.empty(len(o), dtype=np.int64)
+    ids[o] = np.cumsum(np.r_[True, (unit[o][1:] != unit[o][:-1]) | (gx[o][1:] != gx[o][:-1])
+                             | (gy[o][1:] != gy[o][:-1])])
+    return ids
+
+
 def _bv_within_unit(unit: np.ndarray, bv: np.ndarray) -> bool:
     """Whether sorting by BV index also sorts by unit (BV indices are numbered commune by commune)."""
     o = np.argsort(bv, kind="stable")
     return bool((np.diff(unit[o]) >= 0).all())
 
 
-def _colocate(pts: pd.DataFrame, grid: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _colocate(pts: pd.DataFrame, grid: float, unit_names) -> tuple[pd.DataFrame, pd.DataFrame]:
     """One seed per location: the BV with most addresses there, then best score, then lowest BV index.
 
     A BV that would lose all its locations this way takes back the one where it weighs most, unless that
@@ -363,19 +396,20 @@ def _colocate(pts: pd.DataFrame, grid: float) -> tuple[pd.DataFrame, pd.DataFram
     if not len(pts):
         empty = pd.DataFrame(columns=["unit", "bv", "x", "y", "weight", "score", "rows"])
         return empty, empty[["bv", "rows"]]
-    unit, unit_names = pd.factorize(pts["unit"], sort=True)
+    unit = pts["unit"].to_numpy()  # codes into *unit_names*, in sorted order
     x, y = pts["x"].to_numpy(dtype=float), pts["y"].to_numpy(dtype=float)
     gx, gy = np.round(x / grid).astype(np.int64), np.round(y / grid).astype(np.int64)
     bv, weight, score = pts["bv"].to_numpy(), pts["weight"].to_numpy(), pts["score"].to_numpy(dtype=float)
     # one row per (unit, cell, BV), in numpy: a pandas groupby over 4 keys costs more than the rest together
-    o = np.lexsort((bv, gy, gx, unit))
-    keys = np.c_[unit[o], gx[o], gy[o], bv[o]]
-    starts = np.flatnonzero(np.r_[True, (keys[1:] != keys[:-1]).any(axis=1)])
+    cell = _cell_ids(unit, gx, gy)
+    o = np.lexsort((bv, cell))
+    cell_o, bv_o = cell[o], bv[o]
+    starts = np.flatnonzero(np.r_[True, (cell_o[1:] != cell_o[:-1]) | (bv_o[1:] != bv_o[:-1])])
     n = np.diff(np.r_[starts, len(o)])
-    U, GX, GY, B = keys[starts].T
+    C, B, U, GX, GY = cell_o[starts], bv_o[starts], unit[o][starts], gx[o][starts], gy[o][starts]
     X, Y = np.add.reduceat(x[o], starts) / n, np.add.reduceat(y[o], starts) / n
     W, S = np.add.reduceat(weight[o], starts), np.maximum.reduceat(score[o], starts)
-    win = np.r_[True, (U[1:] != U[:-1]) | (GX[1:] != GX[:-1]) | (GY[1:] != GY[:-1])]  # a location's first row
+    win = np.r_[True, C[1:] != C[:-1]]  # a location's first row
     loc = np.cumsum(win) - 1
     shared = np.flatnonzero(np.bincount(loc)[loc] > 1)  # rows of locations held by several BVs (few)
     best = np.arange(len(B))
