@@ -146,7 +146,19 @@ def _fill_empty(blocks: np.ndarray, todo: list, geoms: list, owners: list, step:
         own = np.array(owners)
         tree = STRtree(arr)
         left = []
-        for b in todo:
+        near = tree.query(blocks[todo], predicate="dwithin", distance=0.05)  # the pieces around each block
+        near_labels = [set() for _ in todo]
+        for t, g in zip(*near):
+            near_labels[t].add(owners[g])
+        for t, b in enumerate(todo):
+            if len(near_labels[t]) == 1:  # one BV all around: no need to split
+                lab = next(iter(near_labels[t]))
+                geoms.append(blocks[b])
+                owners.append(lab)
+                continue
+            if not near_labels[t]:
+                left.append(b)
+                continue
             ring = shapely.points(np.unique(shapely.get_coordinates(
                 shapely.segmentize(shapely.boundary(blocks[b]), step)), axis=0))
             qi, gi = tree.query(ring, predicate="dwithin", distance=0.05)
@@ -216,7 +228,7 @@ def split_blocks(polygon, blocks: np.ndarray, xy: np.ndarray, labels: np.ndarray
                 if not piece.is_empty and piece.area > 0:
                     geoms.append(piece)
                     owners.append(lab)
-    geoms = np.array([_tidy(g) for g in geoms], dtype=object)
+    geoms = _tidy_all(np.array(geoms, dtype=object))
     owners = np.array(owners)
     keep = ~shapely.is_empty(geoms)
     geoms, owners = geoms[keep], owners[keep]
@@ -260,6 +272,15 @@ def _tidy(geom):
     if not parts:
         return shapely.Polygon()
     return parts[0] if len(parts) == 1 else shapely.MultiPolygon(parts)
+
+
+def _tidy_all(geoms: np.ndarray) -> np.ndarray:
+    """:func:`_tidy` over an array; valid polygons, nearly all of them, pass through untouched."""
+    fine = shapely.is_valid(geoms) & (shapely.get_type_id(geoms) == 3) & ~shapely.is_empty(geoms)
+    out = geoms.copy()
+    for i in np.flatnonzero(~fine):
+        out[i] = _tidy(geoms[i])
+    return out
 
 
 def _split_by_unit(df) -> dict:
