@@ -2,7 +2,7 @@
 
     python bench/bench.py accuracy     # paris_dev and paris2012_dev, 5 folds, plain / voronoi / streets
     python bench/bench.py noise        # paris_dev with 2 % of addresses moved 30 m and 1 % given a neighbouring BV
-    python bench/bench.py cv           # cross-validated parameter choices (fragments, guides) on both sets
+    python bench/bench.py cv           # cross-validated parameter choices (fragments, guides, joins) on all sets
     python bench/bench.py suburbs      # Val-de-Marne 2019 lists (no streets, real geocoding noise): left-out electors
     python bench/bench.py speed        # build time: ours against the peers' 20-line geopandas Voronoi
     python bench/bench.py paris        # build Paris 1er–10e from paris_dev/roll.csv: time, memory
@@ -236,7 +236,13 @@ def case_cv(method: str) -> list:
     m = "streets" if method == "all" else method
     grid = [dict(fragment_max_addresses=a, fragment_max_share=s) for a, s in ((2, 0.05), (5, 0.1), (10, 0.2))]
     grid += [dict(guide_extension=e) for e in (0.0, 8.0, 16.0)] + [dict(guides=False)]
-    return [kfold(name, m, **g) for g in grid for name in DEV_SETS]
+    rows = [kfold(name, m, **g) for g in grid for name in DEV_SETS]
+    # joining detached pieces, then handing out what is left: both dev sets and the Val-de-Marne lists
+    joins = [dict(join_max_gap=0.0), dict(join_max_gap=60.0), dict(join_max_gap=150.0), dict(join_max_gap=300.0)]
+    joins += [dict(join_max_gap=300.0, leftover_max_share=s) for s in (0.2, 0.35, 0.5)]
+    rows += [kfold(name, mm, **g) for g in joins for name in DEV_SETS for mm in (m, "voronoi")]
+    rows += [r for g in joins for r in case_suburbs("guides", **g)]
+    return rows
 
 
 def case_speed(method: str) -> list:
@@ -254,7 +260,7 @@ def case_speed(method: str) -> list:
     return out
 
 
-def case_suburbs(method: str) -> list:
+def case_suburbs(method: str, **params) -> list:
     """Val-de-Marne 2019 lists (47 communes, real geocoding noise, no street lines, no official polygons):
     5 folds over addresses (every elector of an address in one fold), scored on the left-out electors whose
     BAN answer is a house number, and on the share of BVs in several pieces."""
@@ -283,12 +289,12 @@ def case_suburbs(method: str) -> list:
                     subset=["commune", "lon", "lat"]).assign(bv=lambda d: d["commune"] + "_" + d["bv"]), com)
             else:
                 poly = build(train, com, dept="94", params=Params(method="voronoi", guides=m == "guides",
-                                                                    jobs=1)).polygons
+                                                                    jobs=1, **params)).polygons
                 poly = poly[poly["code_bv"].notna()]
             test = roll[(fold == k) & scorable].assign(commune=lambda d: d["citycode"])
             acc.append(address_accuracy(poly, test)["address_accuracy"])
             multi.append(float(np.mean(poly.geometry.geom_type == "MultiPolygon")))
-        rows.append({"case": "suburbs_94_5fold", "method": m, "address_accuracy": round(float(np.mean(acc)), 4),
+        rows.append({"case": "suburbs_94_5fold", "method": m, **params, "address_accuracy": round(float(np.mean(acc)), 4),
                      "address_accuracy_sd": round(float(np.std(acc)), 4),
                      "multipart_share": round(float(np.mean(multi)), 4)})
     return rows

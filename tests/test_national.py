@@ -103,6 +103,10 @@ def test_several_departements_fetch_the_national_files_once(tmp_path, monkeypatc
         (missing,) = rep["departements_missing"]
         assert missing["departement"] == "31" and "usable" in missing["reason"]
         assert sum(1 for path, _ in server.log if path == "/reu/adresses.csv") == 1
+        # OpenStreetMap is unreachable here: each département says so and is built without street lines
+        streets = rep["per_departement"]["29"]["streets"]
+        assert streets["lines"] == 0 and "unavailable" in streets["note"]
+        assert rep["per_departement"]["29"]["method"] == "voronoi"
         # offline afterwards: from the cache; with an empty cache, every missing file in one line
         res = CliRunner().invoke(main, ["build", "--dept", "29,31", "-q", "--offline", "-o", "again.gpkg"])
         assert res.exit_code == 0, res.output

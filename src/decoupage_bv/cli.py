@@ -8,6 +8,7 @@ import os
 import sys
 import time
 import warnings
+from dataclasses import replace
 
 import click
 
@@ -51,7 +52,8 @@ def cache_options(fn):
 
 
 def tessellation_options(fn):
-    """Options of the point filters and fragment cleaning, shared by build and demo."""
+    """Options of the point filters, the method and fragment cleaning, shared by build and demo; the command
+    receives them as one ``params`` (:class:`Params`)."""
     d = Params()
     opts = [
         click.option("--geo-types", default=",".join(d.geo_types), show_default=True,
@@ -62,21 +64,31 @@ def tessellation_options(fn):
                      help="Metres a point may lie outside its commune."),
         click.option("--fragment-max-addresses", type=int, default=d.fragment_max_addresses, show_default=True,
                      help="A detached piece of a BV with at most this many addresses goes to a neighbour."),
+        click.option("--join-max-gap", type=float, default=d.join_max_gap, show_default=True,
+                     help="A detached piece of a BV at most this many metres from the rest of it is joined to "
+                          "it through the gap, when no other BV's address lies there (0: never)."),
+        click.option("--leftover-max-share", type=float, default=d.leftover_max_share, show_default=True,
+                     help="A detached piece that could not be joined goes to a neighbour when it holds at most "
+                          "this share of its BV's addresses (1: every BV in one piece)."),
         click.option("--method", type=click.Choice(["auto", "voronoi", "streets"]), default=d.method,
                      show_default=True, help="auto: streets when street lines are given or fetched, else voronoi."),
         click.option("--no-guides", "no_guides", is_flag=True,
                      help="Do not use street-side guides from the address labels (geo_adresse)."),
         click.option("--jobs", "-j", type=int, default=d.jobs, show_default=True, help="Worker processes."),
     ]
+
+    @functools.wraps(fn)
+    def with_params(*args, geo_types, min_score, outside_tolerance, fragment_max_addresses, join_max_gap,
+                    leftover_max_share, method, no_guides, jobs, **kwargs):
+        params = Params(geo_types=tuple(t.strip() for t in geo_types.split(",") if t.strip()), min_score=min_score,
+                        outside_tolerance=outside_tolerance, fragment_max_addresses=fragment_max_addresses,
+                        join_max_gap=join_max_gap, leftover_max_share=leftover_max_share, method=method,
+                        guides=not no_guides, jobs=jobs)
+        return fn(*args, params=params, **kwargs)
+
     for opt in reversed(opts):
-        fn = opt(fn)
-    return fn
-
-
-def _params(geo_types, min_score, outside_tolerance, fragment_max_addresses, method, no_guides, jobs) -> Params:
-    return Params(geo_types=tuple(t.strip() for t in geo_types.split(",") if t.strip()), min_score=min_score,
-                  outside_tolerance=outside_tolerance, fragment_max_addresses=fragment_max_addresses,
-                  method=method, guides=not no_guides, jobs=jobs)
+        with_params = opt(with_params)
+    return with_params
 
 
 class SectionedCommand(click.Command):
@@ -103,8 +115,8 @@ class BuildCommand(SectionedCommand):
         **dict.fromkeys(["dept", "addresses", "communes", "circonscriptions", "bv_table", "cols",
                          "commune_code_column", "commune_name_column", "geocode_columns", "geocoder_url"], "Inputs"),
         "outputs": "Outputs",
-        **dict.fromkeys(["method", "streets", "osm_streets", "no_guides", "fragment_max_addresses", "jobs"],
-                        "Method"),
+        **dict.fromkeys(["method", "streets", "osm_streets", "no_guides", "fragment_max_addresses", "join_max_gap",
+                         "leftover_max_share", "jobs"], "Method"),
         **dict.fromkeys(["geo_types", "min_score", "outside_tolerance"], "Point filters"),
         **dict.fromkeys(["cache", "offline"], "Download and cache"),
     }
@@ -158,8 +170,7 @@ def main():
 @quiet_option
 @_errors_to_click
 def build(dept, addresses, communes, circonscriptions, bv_table, outputs, cols, commune_code_column,
-          commune_name_column, streets, osm_streets, geocode_columns, geocoder_url, cache, offline, geo_types,
-          min_score, outside_tolerance, fragment_max_addresses, method, no_guides, jobs, quiet):
+          commune_name_column, streets, osm_streets, geocode_columns, geocoder_url, cache, offline, params, quiet):
     """Build BV polygons for a département; inputs not given are fetched from data.gouv.fr and OpenStreetMap
     and cached under data/raw/.
 
@@ -178,8 +189,8 @@ def build(dept, addresses, communes, circonscriptions, bv_table, outputs, cols, 
 
     depts = parse_depts(dept)
     if len(depts) > 1:
-        _build_many(depts, dept, addresses, communes, circonscriptions, outputs, cols, method, no_guides,
-                    geo_types, min_score, outside_tolerance, fragment_max_addresses, jobs, quiet, cache, offline)
+        _build_many(depts, dept, addresses, communes, circonscriptions, outputs, cols, params, quiet, cache, offline,
+                    streets, osm_streets)
         return
     dept = depts[0]
     if geocode_columns and not addresses:
@@ -197,12 +208,11 @@ def build(dept, addresses, communes, circonscriptions, bv_table, outputs, cols, 
         addresses = geocoded
         cols = {**GEOCODED_ROLES, **cols}
     inputs = complete_inputs(dept, addresses, communes, circonscriptions, bv_table, streets,
-                             osm_streets and method != "voronoi", Cache(cache), offline, progress=not quiet,
+                             osm_streets and params.method != "voronoi", Cache(cache), offline, progress=not quiet,
                              columns=cols)
     if inputs["streets_note"] and not quiet:
         click.echo(f"Warning: {inputs['streets_note']}", err=True)
     addresses = inputs["addresses"]
-    params = _params(geo_types, min_score, outside_tolerance, fragment_max_addresses, method, no_guides, jobs)
     result = run_build(addresses, inputs["communes"], dept=dept, circonscriptions=inputs["circonscriptions"],
                        columns=cols, commune_code_column=commune_code_column, commune_name_column=commune_name_column,
                        bv_table=inputs["bv_table"], params=params, progress=not quiet, streets=inputs["streets"],
@@ -212,10 +222,10 @@ def build(dept, addresses, communes, circonscriptions, bv_table, outputs, cols, 
         _summary(result.report, files, time.perf_counter() - t0)
 
 
-def _build_many(depts, dept_arg, addresses, communes, circonscriptions, outputs, cols, method, no_guides,
-                geo_types, min_score, outside_tolerance, fragment_max_addresses, jobs, quiet, cache, offline):
-    from .fetch import Cache, fetch_national
-    from .national import build_departements
+def _build_many(depts, dept_arg, addresses, communes, circonscriptions, outputs, cols, params, quiet, cache, offline,
+                streets, osm_streets):
+    from .fetch import Cache, fetch_national, fetch_streets
+    from .national import build_departements, cut_columns
     from .outputs import check_build_outputs
 
     name = "france" if dept_arg.strip().lower() in ("all", "france", "*") else "_".join(depts)
@@ -224,10 +234,17 @@ def _build_many(depts, dept_arg, addresses, communes, circonscriptions, outputs,
     got = fetch_national(addresses, communes, circonscriptions, Cache(cache), offline, progress=not quiet)
     addresses, communes, circonscriptions = got["addresses"], got["communes"], got["circonscriptions"]
     t0 = time.perf_counter()
-    params = _params(geo_types, min_score, outside_tolerance, fragment_max_addresses,
-                     "voronoi" if method == "auto" else method, no_guides, jobs)
+    if streets:
+        raise click.BadParameter("one line file cannot serve several départements; leave it out to fetch "
+                                 "OpenStreetMap lines for each", param_hint="--streets")
+    lines = None
+    if osm_streets and params.method != "voronoi":  # per département, cached; a failure is noted, not fatal
+        def lines(dept, roll):
+            return fetch_streets(dept, roll, Cache(cache), offline, cut_columns(roll))
+    else:
+        params = replace(params, method="voronoi" if params.method == "auto" else params.method)
     result = build_departements(depts, addresses, communes, circonscriptions, columns=_parse_cols(cols),
-                                params=params, progress=not quiet)
+                                params=params, progress=not quiet, streets=lines)
     files = result.write(*outputs)
     if not quiet:
         rep = result.report
@@ -364,8 +381,7 @@ def _print_scores(scores, as_json):
 @tessellation_options
 @quiet_option
 @_errors_to_click
-def demo(out_dir, synthetic, as_json, geo_types, min_score, outside_tolerance, fragment_max_addresses, method,
-         no_guides, jobs, quiet):
+def demo(out_dir, synthetic, as_json, params, quiet):
     """Build real polling stations from the sample shipped with the package, offline: the INSEE REU rows of
     three Finistère communes (Concarneau, Douarnenez, Lanneuffret), their outlines and constituencies.
     Writes GeoPackage, GeoJSON, Shapefile, the report, a PNG and an HTML map.
@@ -379,7 +395,6 @@ def demo(out_dir, synthetic, as_json, geo_types, min_score, outside_tolerance, f
     from .demo import run_demo, run_synthetic
 
     t0 = time.perf_counter()
-    params = _params(geo_types, min_score, outside_tolerance, fragment_max_addresses, method, no_guides, jobs)
     if synthetic:
         result, scores, files = run_synthetic(out_dir, params, progress=not quiet)
         if not quiet:

@@ -16,7 +16,7 @@ import geopandas as gpd
 import pandas as pd
 
 from . import __version__, codes, sources
-from ._errors import InputError
+from ._errors import DecoupageError, InputError
 from .outputs import OutputSet
 from .pipeline import BuildResult, build
 from .settings import Params
@@ -69,6 +69,11 @@ def split_roll(path: str, depts: list[str], folder: str, columns: dict | None = 
     return {d: os.path.join(where, f"{d}.csv") for d in found}
 
 
+def cut_columns(path: str) -> dict:
+    """The column roles of a département's cut (:func:`split_roll` names its columns by role)."""
+    return {c: c for c in pd.read_csv(path, nrows=0).columns if c in sources.ROLL_COLUMNS}
+
+
 def _file_digest(path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -87,13 +92,17 @@ def _frame_digest(gdf: gpd.GeoDataFrame) -> str:
 
 def build_departements(depts: list[str], addresses: str, communes, circonscriptions=None,
                        columns: dict | None = None, params: Params = Params(), cache_dir: str = "data/out/.cache",
-                       progress: bool = False, streets: dict | None = None) -> BuildResult:
+                       progress: bool = False, streets=None) -> BuildResult:
     """Build each département of *depts* from a national (or multi-département) roll and outlines.
 
     Each département's result is cached in *cache_dir* under the hash of its roll rows, outlines,
     constituencies, streets, parameters and version: a run that stops half-way starts again where it
     stopped. The result is the concatenation of the per-département builds (in WGS84 when overseas
     départements, with their own CRS, are among them), and one report with every département's.
+
+    *streets*: ``{dept: line file}``, or a function ``(dept, roll of the département) → line file`` (such as
+    :func:`fetch.fetch_streets` with its cache) called once per département; when it fails, that
+    département is built without street lines and its report says why.
     """
     os.makedirs(cache_dir, exist_ok=True)
     cut = split_roll(addresses, depts, os.path.join(cache_dir, "rolls"), columns)
@@ -107,12 +116,12 @@ def build_departements(depts: list[str], addresses: str, communes, circonscripti
         if d not in cut or not len(com):
             missing.append({"departement": d, "reason": "no address row" if d not in cut else "no commune outline"})
             continue
-        street = (streets or {}).get(d)
+        street, note = _streets_of(streets, d, cut[d])
         key = hashlib.sha256(json.dumps({
             "version": __version__, "params": params.as_dict(), "roll": _file_digest(cut[d]),
             "communes": _frame_digest(com), "circ": circ_digest, "streets": _file_digest(street) if street else None,
             "columns": sorted((columns or {}).items())}, sort_keys=True).encode()).hexdigest()[:20]
-        tasks.append((d, cut[d], com, circ, params, street, os.path.join(cache_dir, f"{d}.{key}")))
+        tasks.append((d, cut[d], com, circ, params, street, note, os.path.join(cache_dir, f"{d}.{key}")))
     bar = None
     if progress:
         from ._progress import bar as progress_bar
@@ -151,22 +160,31 @@ def build_departements(depts: list[str], addresses: str, communes, circonscripti
 
 def _build_one(task) -> tuple:
     """One département: from its cache entry when there is one, else built and cached."""
-    d, roll, com, circ, params, street, stem = task
+    d, roll, com, circ, params, street, note, stem = task
     poly_path, rep_path = stem + ".parquet", stem + ".json"
     if os.path.exists(poly_path) and os.path.exists(rep_path):
         with open(rep_path, encoding="utf-8") as fh:
             report = json.load(fh)
         return d, gpd.read_parquet(poly_path).set_crs(report["crs"], allow_override=True), report
-    header = pd.read_csv(roll, nrows=0).columns
     try:
-        res = build(roll, com, dept=d, circonscriptions=circ, params=params, streets=street,
-                    columns={c: c for c in header if c in sources.ROLL_COLUMNS})
+        res = build(roll, com, dept=d, circonscriptions=circ, params=params, streets=street, streets_note=note,
+                    columns=cut_columns(roll))
     except InputError as exc:  # one bad département does not stop the nation: it is reported
         return d, None, {"error": str(exc)}
     with OutputSet() as out:
         out.polygons(res.polygons, poly_path)
         out.json(res.report, rep_path)
     return d, res.polygons, res.report
+
+
+def _streets_of(streets, dept: str, roll: str) -> tuple:
+    """The street line file of *dept* and, when there is none, why (see :func:`build_departements`)."""
+    if not callable(streets):
+        return (streets or {}).get(dept), None
+    try:
+        return streets(dept, roll), None
+    except DecoupageError as exc:
+        return None, f"street lines unavailable ({exc}): built without them"
 
 
 def _national_report(depts, reports: dict, missing: list, params: Params) -> dict:

@@ -25,6 +25,15 @@ class Params:
     fragment_max_addresses: int = 5
     #: … or at most this share of the BV's addresses (both chosen by cross-validation, bench/).
     fragment_max_share: float = 0.1
+    #: A detached piece of a BV at most this far from its main piece (m) is joined to it through the gap
+    #: between them, when that gap holds no address of another BV (0 = never; cross-validated, bench/).
+    join_max_gap: float = 300.0
+    #: The joining strip is as wide as the gap's clearance from other BVs' addresses, within these bounds (m).
+    join_min_width: float = 2.0
+    join_max_width: float = 20.0
+    #: A detached piece that could not be joined goes to the neighbour sharing its longest border when it
+    #: holds at most this share of its BV's addresses (1 = every BV in one piece, as official BVs are).
+    leftover_max_share: float = 0.35
     #: Pieces smaller than this (m²) are slivers, always merged.
     sliver_area: float = 1.0
     #: Tessellation method: ``voronoi`` (per commune), ``streets`` (Voronoi inside each block of the street

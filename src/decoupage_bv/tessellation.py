@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import struct
+from dataclasses import replace
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
@@ -42,6 +43,127 @@ def voronoi_labels(polygon, xy: np.ndarray, labels: np.ndarray) -> dict:
     for idx in np.split(order, bounds):
         merged = shapely.coverage_union_all(cells[idx])
         out[labels[idx[0]]] = shapely.intersection(merged, polygon)
+    return out
+
+
+def _own_counts(parts: list, xy: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Weight of the points of *xy* in each part (a point on an edge between two parts counts once)."""
+    counted = np.zeros(len(xy), dtype=bool)
+    out = np.zeros(len(parts))
+    for i, part in enumerate(parts):
+        inside = shapely.intersects_xy(part, xy[:, 0], xy[:, 1]) & ~counted
+        out[i] = weights[inside].sum()
+        counted |= inside
+    return out
+
+
+def _clearance(line, xy: np.ndarray) -> float:
+    """Distance from the segment *line* to the nearest point of *xy* (inf when there is none)."""
+    if not len(xy):
+        return np.inf
+    (ax, ay), (bx, by) = shapely.get_coordinates(line)[[0, -1]]
+    dx, dy = bx - ax, by - ay
+    t = np.clip(((xy[:, 0] - ax) * dx + (xy[:, 1] - ay) * dy) / max(dx * dx + dy * dy, 1e-12), 0, 1)
+    return float(np.hypot(xy[:, 0] - ax - t * dx, xy[:, 1] - ay - t * dy).min())
+
+
+def join_pieces(polygon, pieces: dict, xy: np.ndarray, labels: np.ndarray, weights: np.ndarray,
+                params: Params) -> dict:
+    """Join each detached piece of a BV to its main piece through the gap between them.
+
+    Official BVs are in one piece, so the land between two groups of a BV's addresses belongs to it unless
+    another BV's addresses say otherwise. The strip taken follows the shortest line between the pieces; it
+    is as wide as that line's clearance from other BVs' addresses (``join_min_width`` to
+    ``join_max_width``), and is only taken when the gap is at most ``join_max_gap`` and no BV it crosses
+    falls into more pieces.
+    """
+    if params.join_max_gap <= 0 or len(pieces) < 2:
+        return pieces
+    pieces, changed = dict(pieces), False
+    for lab in sorted(pieces):
+        own = labels == lab
+        tried: set = set()
+        while True:
+            parts = _polygon_parts(pieces[lab])
+            if len(parts) < 2:
+                break
+            count = _own_counts(parts, xy[own], weights[own])
+            main = max(range(len(parts)), key=lambda i: (count[i], parts[i].area))
+            gaps = sorted((shapely.distance(parts[i], parts[main]), i) for i in range(len(parts)) if i != main)
+            todo = [(d, i) for d, i in gaps if d <= params.join_max_gap and parts[i].wkb not in tried]
+            if not todo:
+                break
+            i = todo[0][1]
+            tried.add(parts[i].wkb)
+            for line in _bridges(parts[i], parts[main], params.join_max_gap):
+                strip = _strip(polygon, line, xy[~own], params)
+                joined = None if strip is None else _take(pieces, lab, strip, xy, labels, weights, params)
+                if joined is not None:
+                    pieces, changed = joined, True
+                    break
+    if not changed:
+        return pieces
+    # strips were cut from several pieces one overlay at a time: make their shared edges identical again
+    labs = sorted(pieces)
+    cleaned = shapely.coverage_clean(np.array([pieces[lab] for lab in labs], dtype=object))
+    pieces = {lab: _tidy(g) for lab, g in zip(labs, cleaned)}
+    return clean_fragments(polygon, pieces, xy, labels, weights, params)
+
+
+def _bridges(part, main, max_gap: float, tries: int = 6, step: float = 10.0) -> list:
+    """Lines that could join *part* to *main*: the shortest, then from other points of *part*'s outline
+    (at least *step* apart), shortest first, up to *max_gap* long."""
+    lines = [shapely.shortest_line(part, main)]
+    ring = shapely.get_coordinates(shapely.segmentize(shapely.get_exterior_ring(part), step))
+    pts = shapely.points(ring)
+    d = shapely.distance(pts, main)
+    chosen = [shapely.get_coordinates(lines[0])[0]]
+    for k in np.lexsort((ring[:, 1], ring[:, 0], d)):
+        if len(lines) >= tries or d[k] > max_gap:
+            break
+        if min(np.hypot(*(ring[k] - c)) for c in chosen) < step:
+            continue
+        chosen.append(ring[k])
+        lines.append(shapely.shortest_line(pts[k], main))
+    return lines
+
+
+def _strip(polygon, line, others: np.ndarray, params: Params):
+    """The strip of land along *line*, as wide as its clearance from the points *others*; ``None`` when too
+    narrow."""
+    width = min(_clearance(line, others), params.join_max_width)
+    if width < params.join_min_width:
+        return None
+    strip = shapely.intersection(shapely.buffer(line, width / 2), polygon)
+    return None if strip.is_empty else strip
+
+
+def _take(pieces: dict, lab, strip, xy: np.ndarray, labels: np.ndarray, weights: np.ndarray, params: Params):
+    """Give *strip* to *lab*, taking it from the BVs it covers; ``None`` when that would cut one of them in
+    pieces that are not mere fragments (see :func:`clean_fragments`, which then hands those out)."""
+    out = dict(pieces)
+    gained = [pieces[lab]]
+    for other, g in pieces.items():
+        if other == lab or not shapely.intersects(g, strip):
+            continue
+        rest = _tidy(shapely.difference(g, strip))
+        if rest.is_empty:
+            return None
+        parts = _polygon_parts(rest)
+        if len(parts) > len(_polygon_parts(g)):
+            own = labels == other
+            count = _own_counts(parts, xy[own], weights[own])
+            main = max(range(len(parts)), key=lambda i: (count[i], parts[i].area))
+            total = count.sum()
+            if any(count[i] > params.fragment_max_addresses and count[i] > params.fragment_max_share * total
+                   for i in range(len(parts)) if i != main):
+                return None
+        gained.append(shapely.intersection(g, strip))
+        out[other] = rest
+    merged = _tidy(shapely.union_all(gained))
+    if len(_polygon_parts(merged)) >= len(_polygon_parts(pieces[lab])):
+        return None
+    out[lab] = merged
     return out
 
 
@@ -261,6 +383,10 @@ def tessellate_unit(polygon, xy: np.ndarray, labels: np.ndarray, weights: np.nda
     pieces = split_blocks(polygon, blocks, xy, labels, guide_xy, guide_labels)
     if len(pieces) > 1:
         pieces = clean_fragments(polygon, pieces, xy, labels, weights, params)
+        pieces = join_pieces(polygon, pieces, xy, labels, weights, params)
+        if params.leftover_max_share > params.fragment_max_share:
+            pieces = clean_fragments(polygon, pieces, xy, labels, weights, replace(
+                params, fragment_max_share=params.leftover_max_share))
     return {lab: _tidy(g) for lab, g in pieces.items() if not g.is_empty}
 
 

@@ -1,0 +1,83 @@
+"""Detached pieces of a BV joined to it through the gap between them (tessellation.join_pieces)."""
+
+import numpy as np
+import shapely
+
+from decoupage_bv import Params
+from decoupage_bv.tessellation import tessellate_unit
+
+SQUARE = shapely.box(0, 0, 300, 100)
+
+
+def _grid(x0, x1, y0, y1, step=5.0):
+    xs, ys = np.meshgrid(np.arange(x0, x1 + 1e-9, step), np.arange(y0, y1 + 1e-9, step))
+    return np.c_[xs.ravel(), ys.ravel()]
+
+
+def _run(xy, labels, **params):
+    out = tessellate_unit(SQUARE, xy, labels, np.ones(len(xy)), Params(jobs=1, **params))
+    assert shapely.coverage_is_valid(np.array(list(out.values())))
+    assert abs(sum(g.area for g in out.values()) - SQUARE.area) < 1e-6
+    return out
+
+
+def _parts(g):
+    return shapely.get_num_geometries(g)
+
+
+def test_bv_split_by_two_neighbours_is_joined_between_them():
+    # A at both ends of the middle rows; B above and C below the middle: Voronoi cuts A in two
+    a = np.r_[_grid(0, 60, 40, 60), _grid(240, 300, 40, 60)]
+    b, c = _grid(100, 200, 75, 100), _grid(100, 200, 0, 25)
+    xy = np.r_[a, b, c]
+    labels = np.array([1] * len(a) + [2] * len(b) + [3] * len(c))
+    plain = _run(xy, labels, join_max_gap=0, join_max_width=20)
+    assert _parts(plain[1]) == 2
+    joined = _run(xy, labels, join_max_gap=200, join_max_width=20)
+    assert _parts(joined[1]) == 1 and _parts(joined[2]) == 1 and _parts(joined[3]) == 1
+    # the strip is as wide as the clearance allows (20 m) and takes nobody's address
+    for lab, pts in ((2, b), (3, c)):
+        assert shapely.intersects_xy(joined[lab], pts[:, 0], pts[:, 1]).all()
+    assert joined[1].area > plain[1].area + 100 * 20 * 0.9
+
+
+def test_gap_too_long_is_left():
+    a = np.r_[_grid(0, 60, 40, 60), _grid(240, 300, 40, 60)]
+    b, c = _grid(100, 200, 75, 100), _grid(100, 200, 0, 25)
+    labels = np.array([1] * len(a) + [2] * len(b) + [3] * len(c))
+    out = _run(np.r_[a, b, c], labels, join_max_gap=50)
+    assert _parts(out[1]) == 2
+
+
+def test_no_join_through_a_wall_of_addresses():
+    # B is a full-height wall of addresses 1 m apart between A's two halves: no strip clears it
+    a = np.r_[_grid(0, 60, 0, 100), _grid(240, 300, 0, 100)]
+    b = _grid(150, 150, 0, 100, step=1.0)
+    labels = np.array([1] * len(a) + [2] * len(b))
+    out = _run(np.r_[a, b], labels, join_max_gap=200)
+    assert _parts(out[1]) == 2 and _parts(out[2]) == 1
+
+
+def test_a_neighbour_cut_in_two_substantial_pieces_refuses_the_strip():
+    # B's addresses 5 m apart on a wall, but the strip would have to cross it mid-height: refused
+    outline = shapely.union_all([shapely.box(0, 0, 60, 100), shapely.box(60, 45, 240, 55),
+                                 shapely.box(240, 0, 300, 100), shapely.box(145, 0, 155, 100)])
+    a = np.r_[_grid(0, 50, 0, 100), _grid(250, 300, 0, 100)]
+    b = np.c_[np.full(21, 150.0), np.arange(0, 101, 5.0) + 2.5]
+    b = b[b[:, 1] < 100]
+    labels = np.array([1] * len(a) + [2] * len(b))
+    out = tessellate_unit(outline, np.r_[a, b], labels, np.ones(len(labels)), Params(jobs=1, join_max_gap=200))
+    assert _parts(out[1]) == 2
+    assert _parts(out[2]) == 1 and shapely.intersects_xy(out[2], b[:, 0], b[:, 1]).all()
+
+
+def test_leftover_pieces_go_to_a_neighbour_up_to_their_share():
+    # the wall again: A's two halves hold half of A's addresses each; a piece at most 60 % goes, not 40 %
+    a = np.r_[_grid(0, 60, 0, 100), _grid(240, 300, 0, 100)]
+    b = _grid(150, 150, 0, 100, step=1.0)
+    labels = np.array([1] * len(a) + [2] * len(b))
+    kept = _run(np.r_[a, b], labels, join_max_gap=200, leftover_max_share=0.4)
+    assert _parts(kept[1]) == 2
+    one = _run(np.r_[a, b], labels, join_max_gap=200, leftover_max_share=0.6)
+    assert _parts(one[1]) == 1 and _parts(one[2]) == 1
+    assert shapely.intersects_xy(one[2], b[:, 0], b[:, 1]).all()
