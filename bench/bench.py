@@ -9,6 +9,7 @@
     python bench/bench.py dept31       # ~300 k synthetic addresses over the 586 communes of 31: time, memory
     python bench/bench.py france       # synthetic France, 20 M rows: 1, 4, 16, 102 départements (long)
     python bench/bench.py france_small # the same at 1, 4 and 16 départements
+    python bench/bench.py france --method streets   # the same with street lines (cached files)
     python bench/bench.py accuracy --method streets   # one method only
 
 Accuracy cases first check that the outlines do not carry the official limits (evaluate.outline_leak).
@@ -236,9 +237,10 @@ def case_cv(method: str) -> list:
     m = "streets" if method == "all" else method
     grid = [dict(fragment_max_addresses=a, fragment_max_share=s) for a, s in ((2, 0.05), (5, 0.1), (10, 0.2))]
     grid += [dict(guide_extension=e) for e in (0.0, 8.0, 16.0)] + [dict(guides=False)]
-    rows = [kfold(name, m, **g) for g in grid for name in DEV_SETS]
+    before_joins = dict(join_max_gap=0.0, leftover_max_share=0.1)  # these were chosen first, without joins
+    rows = [kfold(name, m, **g, **before_joins) for g in grid for name in DEV_SETS]
     # joining detached pieces, then handing out what is left: both dev sets and the Val-de-Marne lists
-    joins = [dict(join_max_gap=0.0), dict(join_max_gap=60.0), dict(join_max_gap=150.0), dict(join_max_gap=300.0)]
+    joins = [dict(join_max_gap=g, leftover_max_share=0.1) for g in (0.0, 60.0, 150.0, 300.0)]
     joins += [dict(join_max_gap=300.0, leftover_max_share=s) for s in (0.2, 0.35, 0.5)]
     rows += [kfold(name, mm, **g) for g in joins for name in DEV_SETS for mm in (m, "voronoi")]
     rows += [r for g in joins for r in case_suburbs("guides", **g)]
@@ -369,26 +371,51 @@ def _children_peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 
 
+def synth_streets(communes_path: str, depts: list, spacing: float = 250.0) -> dict:
+    """One line file per département: a *spacing* grid over its communes, in its metric CRS (cached)."""
+    import geopandas as gpd
+    import shapely
+
+    from decoupage_bv import codes
+
+    com = gpd.read_file(communes_path)
+    com["_dept"] = com["code"].map(codes.dept_of_commune)
+    out = {}
+    for d in depts:
+        path = os.path.join(os.path.dirname(communes_path), f"streets_{d}.gpkg")
+        if not os.path.exists(path):
+            crs = codes.metric_crs(d)
+            minx, miny, maxx, maxy = com[com["_dept"] == d].to_crs(crs).total_bounds
+            lines = [shapely.LineString([(x, miny), (x, maxy)]) for x in np.arange(minx, maxx, spacing)]
+            lines += [shapely.LineString([(minx, y), (maxx, y)]) for y in np.arange(miny, maxy, spacing)]
+            gpd.GeoDataFrame(geometry=lines, crs=crs).to_file(path)
+        out[d] = path
+    return out
+
+
 def case_france(method: str, sizes=(1, 4, 16, 102)) -> list:
     """Wall time, CPU time and peak memory (this process, and the largest worker) of national builds of
-    1, 4, 16 and all 102 départements of the synthetic France (``synth_france``), plain Voronoi."""
+    1, 4, 16 and all 102 départements of the synthetic France (``synth_france``), plain Voronoi; with
+    ``--method streets``, street lines already cached (a 250 m grid over each département, as files)."""
     import tempfile
 
     from decoupage_bv import Params
     from decoupage_bv.national import ALL_DEPTS, build_departements
 
+    method = "streets" if method == "streets" else "voronoi"
     out = []
     for n in sizes:
         roll, com = synth_france(n)
+        streets = synth_streets(com, list(ALL_DEPTS[:n])) if method == "streets" else None
         t0, c0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
         k0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         with tempfile.TemporaryDirectory() as cache:
-            r = build_departements(list(ALL_DEPTS[:n]), roll, com, params=Params(method="voronoi", jobs=2),
-                                   cache_dir=cache)
+            r = build_departements(list(ALL_DEPTS[:n]), roll, com, params=Params(method=method, jobs=2),
+                                   cache_dir=cache, streets=streets)
         c1, k1 = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
         cpu = (c1.ru_utime + c1.ru_stime - c0.ru_utime - c0.ru_stime) + (k1.ru_utime + k1.ru_stime
                                                                         - k0.ru_utime - k0.ru_stime)
-        out.append({"case": "france", "departements": n, "rows": int(r.report["counts"]["address_rows"]),
+        out.append({"case": "france", "method": method, "departements": n, "rows": int(r.report["counts"]["address_rows"]),
                     "bv": int(r.report["counts"]["bv_drawn"]), "seconds": round(time.perf_counter() - t0, 1),
                     "cpu_seconds": round(cpu, 1), "peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
                                                                    / 1024), "worker_peak_mb": round(_children_peak_mb())})

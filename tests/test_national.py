@@ -114,3 +114,29 @@ def test_several_departements_fetch_the_national_files_once(tmp_path, monkeypatc
         assert res.exit_code == 1 and "--offline: 3 source(s) not in the cache" in res.output
     finally:
         server.close()
+
+
+def test_streets_per_departement_from_a_function(national, tmp_path):
+    """A function gives each département its street lines (as fetch.fetch_streets does from the cache):
+    Paris gets the City's axes and is built with them; a failure for Finistère is noted and it is built
+    without, with the same result as a build without streets."""
+    from decoupage_bv._errors import DownloadError
+
+    asked = []
+
+    def lines(dept, roll):
+        asked.append((dept, pd.read_csv(roll, nrows=1, dtype=str)["commune"].iloc[0][:2]))
+        if dept == "29":
+            raise DownloadError("no network here")
+        return data("paris_dev", "streets_voie.geojson")
+
+    r = build_departements(["29", "75"], str(national / "roll.csv"), str(national / "communes.gpkg"),
+                           cache_dir=str(tmp_path / "cache"), streets=lines)
+    assert asked == [("29", "29"), ("75", "75")]
+    per = r.report["per_departement"]
+    assert per["75"]["method"] == "streets" and per["75"]["streets"]["lines"] > 1000
+    assert per["29"]["method"] == "voronoi" and "no network here" in per["29"]["streets"]["note"]
+    plain = build_departements(["29"], str(national / "roll.csv"), str(national / "communes.gpkg"),
+                               cache_dir=str(tmp_path / "cache2"))
+    mine = r.polygons[r.polygons["code_insee"].str[:2] == "29"].reset_index(drop=True)
+    assert all(a.equals_exact(b, 1e-6) for a, b in zip(mine.geometry, plain.polygons.geometry))
