@@ -140,3 +140,21 @@ def test_streets_per_departement_from_a_function(national, tmp_path):
                                cache_dir=str(tmp_path / "cache2"))
     mine = r.polygons[r.polygons["code_insee"].str[:2] == "29"].reset_index(drop=True)
     assert all(a.equals_exact(b, 1e-6) for a, b in zip(mine.geometry, plain.polygons.geometry))
+
+
+def test_a_fault_in_one_departement_is_reported_and_the_others_are_built(national, tmp_path, monkeypatch):
+    import decoupage_bv.national as nat
+
+    real = nat.build
+
+    def faulty(roll, com, dept, **kw):
+        if dept == "29":
+            raise RuntimeError("boom")
+        return real(roll, com, dept=dept, **kw)
+
+    monkeypatch.setattr(nat, "build", faulty)
+    r = build_departements(["29", "75"], str(national / "roll.csv"), str(national / "communes.gpkg"),
+                           cache_dir=str(tmp_path / "cache"))
+    assert r.report["departements_built"] == ["75"]
+    (missing,) = r.report["departements_missing"]
+    assert missing["departement"] == "29" and "internal error" in missing["reason"] and "boom" in missing["reason"]

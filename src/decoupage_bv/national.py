@@ -171,6 +171,8 @@ def _build_one(task) -> tuple:
                     columns=cut_columns(roll))
     except InputError as exc:  # one bad département does not stop the nation: it is reported
         return d, None, {"error": str(exc)}
+    except Exception as exc:  # noqa: BLE001 — nor does a fault of ours: reported, for the others to go on
+        return d, None, {"error": f"internal error, please report it: {type(exc).__name__}: {exc}"}
     with OutputSet() as out:
         out.polygons(res.polygons, poly_path)
         out.json(res.report, rep_path)

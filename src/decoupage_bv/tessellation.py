@@ -23,7 +23,9 @@ def voronoi_labels(polygon, xy: np.ndarray, labels: np.ndarray) -> dict:
     """Voronoi cells of *xy* dissolved by label and clipped to *polygon*: ``{label: geometry}``.
 
     Four far-away guard points make every configuration non-degenerate (one or two points, collinear
-    points) and guarantee that the seeds' cells cover the polygon; their own cells are discarded.
+    points) and guarantee that the seeds' cells cover the polygon; their own cells are discarded. The
+    diagram is computed around a local origin: in Lambert-93 metres (millions), GEOS can return invalid
+    cells for the long rows of collinear points of a block's sampled outline.
     """
     uniq = np.unique(labels)
     if len(uniq) == 1:
@@ -32,18 +34,38 @@ def voronoi_labels(polygon, xy: np.ndarray, labels: np.ndarray) -> dict:
     minx, miny = min(xy[:, 0].min(), pminx), min(xy[:, 1].min(), pminy)
     maxx, maxy = max(xy[:, 0].max(), pmaxx), max(xy[:, 1].max(), pmaxy)
     span = max(maxx - minx, maxy - miny, 1.0)
-    cx, cy = (minx + maxx) / 2, (miny + maxy) / 2
+    origin = np.array([(minx + maxx) / 2, (miny + maxy) / 2])
     far = 20 * span
-    guards = np.array([[cx - far, cy - far], [cx + far, cy - far], [cx + far, cy + far], [cx - far, cy + far]])
-    cells = shapely.voronoi_polygons(_multipoint(np.vstack([xy, guards])), ordered=True)
-    cells = shapely.get_parts(cells)[: len(xy)]
+    guards = np.array([[-far, -far], [far, -far], [far, far], [-far, far]])
+    cells = _cells(np.vstack([xy - origin, guards]), len(xy))
     out = {}
     order = np.argsort(labels, kind="stable")
     bounds = np.flatnonzero(np.diff(labels[order])) + 1
     for idx in np.split(order, bounds):
-        merged = shapely.coverage_union_all(cells[idx])
+        # back to real coordinates before the cut by the polygon: its outline keeps its exact vertices
+        merged = shapely.transform(_union(cells[idx]), lambda c: c + origin)
         out[labels[idx[0]]] = shapely.intersection(merged, polygon)
     return out
+
+
+def _cells(xy: np.ndarray, n: int) -> np.ndarray:
+    """The Voronoi cells of the first *n* points of *xy*, in order; should GEOS still return an invalid
+    cell, the points are moved by a fixed sub-millimetre jitter and the diagram computed again."""
+    cells = shapely.get_parts(shapely.voronoi_polygons(_multipoint(xy), ordered=True))[:n]
+    if shapely.is_valid(cells).all():
+        return cells
+    jitter = np.random.default_rng(0).uniform(-1e-4, 1e-4, size=xy.shape)
+    return shapely.make_valid(shapely.get_parts(shapely.voronoi_polygons(_multipoint(xy + jitter), ordered=True))[:n])
+
+
+def _main_part(parts: list, count: np.ndarray) -> int:
+    """The piece a BV keeps: the one with most of its addresses, then the largest."""
+    return max(range(len(parts)), key=lambda i: (count[i], parts[i].area))
+
+
+def _is_fragment(n: float, total: float, params: Params) -> bool:
+    """A detached piece holding this few of its BV's *total* addresses goes to a neighbour."""
+    return n <= params.fragment_max_addresses or n <= params.fragment_max_share * total
 
 
 def _own_counts(parts: list, xy: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -72,10 +94,11 @@ def join_pieces(polygon, pieces: dict, xy: np.ndarray, labels: np.ndarray, weigh
     """Join each detached piece of a BV to its main piece through the gap between them.
 
     Official BVs are in one piece, so the land between two groups of a BV's addresses belongs to it unless
-    another BV's addresses say otherwise. The strip taken follows the shortest line between the pieces; it
-    is as wide as that line's clearance from other BVs' addresses (``join_min_width`` to
-    ``join_max_width``), and is only taken when the gap is at most ``join_max_gap`` and no BV it crosses
-    falls into more pieces.
+    another BV's addresses say otherwise. The strip taken follows the shortest line between the pieces (or,
+    when that fails, one of a few other short lines, see :func:`_bridges`), at most ``join_max_gap`` long;
+    it is as wide as the line's clearance from other BVs' addresses (``join_min_width`` to
+    ``join_max_width``), so it takes none of them, and it is refused when a BV it crosses would fall into
+    pieces that are more than fragments (those go to a neighbour, as in :func:`clean_fragments`).
     """
     if params.join_max_gap <= 0 or len(pieces) < 2:
         return pieces
@@ -88,7 +111,7 @@ def join_pieces(polygon, pieces: dict, xy: np.ndarray, labels: np.ndarray, weigh
             if len(parts) < 2:
                 break
             count = _own_counts(parts, xy[own], weights[own])
-            main = max(range(len(parts)), key=lambda i: (count[i], parts[i].area))
+            main = _main_part(parts, count)
             gaps = sorted((shapely.distance(parts[i], parts[main]), i) for i in range(len(parts)) if i != main)
             todo = [(d, i) for d, i in gaps if d <= params.join_max_gap and parts[i].wkb not in tried]
             if not todo:
@@ -153,10 +176,8 @@ def _take(pieces: dict, lab, strip, xy: np.ndarray, labels: np.ndarray, weights:
         if len(parts) > len(_polygon_parts(g)):
             own = labels == other
             count = _own_counts(parts, xy[own], weights[own])
-            main = max(range(len(parts)), key=lambda i: (count[i], parts[i].area))
-            total = count.sum()
-            if any(count[i] > params.fragment_max_addresses and count[i] > params.fragment_max_share * total
-                   for i in range(len(parts)) if i != main):
+            main = _main_part(parts, count)
+            if not all(_is_fragment(count[i], count.sum(), params) for i in range(len(parts)) if i != main):
                 return None
         gained.append(shapely.intersection(g, strip))
         out[other] = rest
@@ -172,6 +193,15 @@ def _multipoint(xy: np.ndarray):
     rec = np.empty(len(xy), dtype=[("order", "u1"), ("type", "<u4"), ("x", "<f8"), ("y", "<f8")])
     rec["order"], rec["type"], rec["x"], rec["y"] = 1, 1, xy[:, 0], xy[:, 1]
     return shapely.from_wkb(struct.pack("<BII", 1, 4, len(xy)) + rec.tobytes())
+
+
+def _union(geoms: np.ndarray):
+    """Union of pieces that tile: ``coverage_union_all`` (fast), or ``union_all`` when GEOS finds their
+    shared edges not exactly noded (it refuses them rather than guess)."""
+    try:
+        return shapely.coverage_union_all(geoms)
+    except shapely.errors.GEOSException:
+        return shapely.union_all(geoms)
 
 
 def _polygon_parts(geom) -> list:
@@ -213,7 +243,7 @@ def clean_fragments(polygon, pieces: dict, xy: np.ndarray, labels: np.ndarray, w
         for i in idx:
             if i == main:
                 continue
-            few = addr[i] <= params.fragment_max_addresses or addr[i] <= params.fragment_max_share * total
+            few = _is_fragment(addr[i], total, params)
             if few or area[i] < params.sliver_area:
                 movable.append(i)
     if not movable:
@@ -240,9 +270,21 @@ def clean_fragments(polygon, pieces: dict, xy: np.ndarray, labels: np.ndarray, w
     return out
 
 
+def _unique_rows(xy: np.ndarray) -> np.ndarray:
+    """``np.unique(xy, axis=0)`` (rows sorted by x, then y), without its slow structured sort."""
+    xy = xy[np.lexsort((xy[:, 1], xy[:, 0]))]
+    return xy[np.r_[True, (xy[1:] != xy[:-1]).any(axis=1)]] if len(xy) else xy
+
+
 def _dedupe(xy: np.ndarray, labels: np.ndarray, grid: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
     """First point per *grid* cell (GEOS Voronoi rejects repeated coordinates); seeds come before guides."""
-    _, first = np.unique(np.round(xy / grid).astype(np.int64), axis=0, return_index=True)
+    cell = np.round(xy / grid).astype(np.int64)
+    cell -= cell.min(axis=0) if len(cell) else 0
+    span = int(cell[:, 1].max()) + 1 if len(cell) else 1
+    if len(cell) and (int(cell[:, 0].max()) + 1) * span < 2**62:  # one integer per cell: a 1-D unique is faster
+        _, first = np.unique(cell[:, 0] * span + cell[:, 1], return_index=True)
+    else:
+        _, first = np.unique(cell, axis=0, return_index=True)
     first = np.sort(first)
     return xy[first], labels[first]
 
@@ -281,8 +323,8 @@ def _fill_empty(blocks: np.ndarray, todo: list, geoms: list, owners: list, step:
             if not near_labels[t]:
                 left.append(b)
                 continue
-            ring = shapely.points(np.unique(shapely.get_coordinates(
-                shapely.segmentize(shapely.boundary(blocks[b]), step)), axis=0))
+            ring = shapely.points(_unique_rows(shapely.get_coordinates(
+                shapely.segmentize(shapely.boundary(blocks[b]), step))))
             qi, gi = tree.query(ring, predicate="dwithin", distance=0.05)
             if not len(qi):
                 left.append(b)
@@ -359,7 +401,7 @@ def split_blocks(polygon, blocks: np.ndarray, xy: np.ndarray, labels: np.ndarray
     out = {}
     order = np.argsort(owners, kind="stable")
     for idx in np.split(order, np.flatnonzero(np.diff(owners[order])) + 1):
-        out[owners[idx[0]]] = shapely.coverage_union_all(geoms[idx]) if len(idx) > 1 else geoms[idx[0]]
+        out[owners[idx[0]]] = _union(geoms[idx]) if len(idx) > 1 else geoms[idx[0]]
     return out
 
 
