@@ -228,15 +228,15 @@ def _build_many(depts, dept_arg, addresses, communes, circonscriptions, outputs,
     from .national import build_departements, cut_columns
     from .outputs import check_build_outputs
 
+    if streets:
+        raise click.BadParameter("one line file cannot serve several départements; leave it out to fetch "
+                                 "OpenStreetMap lines for each", param_hint="--streets")
     name = "france" if dept_arg.strip().lower() in ("all", "france", "*") else "_".join(depts)
     outputs = outputs or (os.path.join("data", "out", f"bv_{name}.gpkg"),)
     check_build_outputs(outputs)  # before any download or computation
     got = fetch_national(addresses, communes, circonscriptions, Cache(cache), offline, progress=not quiet)
     addresses, communes, circonscriptions = got["addresses"], got["communes"], got["circonscriptions"]
     t0 = time.perf_counter()
-    if streets:
-        raise click.BadParameter("one line file cannot serve several départements; leave it out to fetch "
-                                 "OpenStreetMap lines for each", param_hint="--streets")
     lines = None
     if osm_streets and params.method != "voronoi":  # per département, cached; a failure is noted, not fatal
         def lines(dept, roll):

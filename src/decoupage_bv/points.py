@@ -225,6 +225,14 @@ def prepare_points(roll: pd.DataFrame, communes: gpd.GeoDataFrame, crs: str, par
                   bv_drops=bv_drops, guides=guides)
 
 
+def rows_by_unit(df: pd.DataFrame) -> dict:
+    """Row positions of each unit of *df* (column ``unit``), units in sorted order: one sort, not a pandas
+    groupby per unit."""
+    codes_, uniq = pd.factorize(df["unit"], sort=True)
+    order = np.argsort(codes_, kind="stable")
+    return dict(zip(uniq, np.split(order, np.searchsorted(codes_[order], np.arange(1, len(uniq))))))
+
+
 def _rows(frame, mask: np.ndarray):
     """``frame[mask]``, without the copy when every row is kept (a wide frame of strings copies slowly)."""
     return frame if mask.all() else frame[mask]
@@ -338,13 +346,9 @@ def _outliers_kept(pts: pd.DataFrame, params: Params) -> np.ndarray:
                   & (g["y"].transform("min") == g["y"].transform("max"))).to_numpy()
     if not alone.any():
         return keep
-    unit_codes = pd.factorize(pts["unit"])[0]
-    order = np.argsort(unit_codes, kind="stable")
-    starts = np.searchsorted(unit_codes[order], np.arange(unit_codes.max() + 2))
-    for u in np.unique(unit_codes[alone]):
-        idx = order[starts[u]:starts[u + 1]]
+    for idx in rows_by_unit(pts).values():
         labels = bv[idx]
-        if (labels == labels[0]).all():
+        if not alone[idx].any() or (labels == labels[0]).all():
             continue
         sub = np.c_[x[idx], y[idx]]
         tree = None
@@ -432,7 +436,10 @@ def _colocate(pts: pd.DataFrame, grid: float, unit_names) -> tuple[pd.DataFrame,
             done.add(b)
     lost = pd.DataFrame({"bv": B[~win], "rows": n[~win]})
     k = np.flatnonzero(win)  # in (unit, cell) order: a stable sort by BV gives (unit, BV, cell)
-    k = k[np.argsort(B[k], kind="stable")] if _bv_within_unit(U[k], B[k]) else k[np.lexsort((GY[k], GX[k], B[k], U[k]))]
-    seeds = pd.DataFrame({"unit": pd.Categorical.from_codes(U[k], categories=unit_names), "bv": B[k], "x": X[k], "y": Y[k],
-                          "weight": W[k], "score": S[k], "rows": n[k]})
+    if _bv_within_unit(U[k], B[k]):
+        k = k[np.argsort(B[k], kind="stable")]
+    else:
+        k = k[np.lexsort((GY[k], GX[k], B[k], U[k]))]
+    seeds = pd.DataFrame({"unit": pd.Categorical.from_codes(U[k], categories=unit_names), "bv": B[k],
+                          "x": X[k], "y": Y[k], "weight": W[k], "score": S[k], "rows": n[k]})
     return seeds.reset_index(drop=True), lost

@@ -12,10 +12,10 @@ from dataclasses import replace
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
-import pandas as pd
 import shapely
 from shapely import STRtree
 
+from .points import rows_by_unit
 from .settings import Params
 
 
@@ -232,14 +232,10 @@ def clean_fragments(polygon, pieces: dict, xy: np.ndarray, labels: np.ndarray, w
         idx = np.flatnonzero(owner == lab)
         if len(idx) < 2:
             continue
-        own = np.flatnonzero(labels == lab)
-        counted = np.zeros(len(own), dtype=bool)  # a point on an edge between two pieces counts once
-        for i in idx:
-            inside = shapely.intersects_xy(parts[i], xy[own, 0], xy[own, 1]) & ~counted
-            addr[i] = weights[own[inside]].sum()
-            counted |= inside
+        own = labels == lab
+        addr[idx] = _own_counts(list(parts[idx]), xy[own], weights[own])
         total = addr[idx].sum()
-        main = idx[np.lexsort((-area[idx], -addr[idx]))[0]]
+        main = idx[_main_part(list(parts[idx]), addr[idx])]
         for i in idx:
             if i == main:
                 continue
@@ -278,10 +274,12 @@ def _unique_rows(xy: np.ndarray) -> np.ndarray:
 
 def _dedupe(xy: np.ndarray, labels: np.ndarray, grid: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
     """First point per *grid* cell (GEOS Voronoi rejects repeated coordinates); seeds come before guides."""
+    if not len(xy):
+        return xy, labels
     cell = np.round(xy / grid).astype(np.int64)
-    cell -= cell.min(axis=0) if len(cell) else 0
-    span = int(cell[:, 1].max()) + 1 if len(cell) else 1
-    if len(cell) and (int(cell[:, 0].max()) + 1) * span < 2**62:  # one integer per cell: a 1-D unique is faster
+    cell -= cell.min(axis=0)
+    span = int(cell[:, 1].max()) + 1
+    if (int(cell[:, 0].max()) + 1) * span < 2**62:  # one integer per cell: a 1-D unique is faster
         _, first = np.unique(cell[:, 0] * span + cell[:, 1], return_index=True)
     else:
         _, first = np.unique(cell, axis=0, return_index=True)
@@ -451,14 +449,6 @@ def _tidy_all(geoms: np.ndarray) -> np.ndarray:
     return out
 
 
-def _split_by_unit(df) -> dict:
-    """Row positions of each unit, units in sorted order (numpy, not a pandas groupby per unit)."""
-    codes, uniq = pd.factorize(df["unit"], sort=True)
-    order = np.argsort(codes, kind="stable")
-    bounds = np.searchsorted(codes[order], np.arange(1, len(uniq)))
-    return dict(zip(uniq, np.split(order, bounds)))
-
-
 def _run(task):
     unit, polygon, xy, labels, weights, params, lines, gxy, glabels = task
     return unit, tessellate_unit(polygon, xy, labels, weights, params, lines, gxy, glabels)
@@ -475,10 +465,10 @@ def tessellate(units, seeds, params: Params = Params(), progress=None, lines=Non
     tree = STRtree(lines) if lines is not None and len(lines) else None
     xy, bv = seeds[["x", "y"]].to_numpy(dtype=float), seeds["bv"].to_numpy()
     weight = seeds["weight"].to_numpy(dtype=float)
-    by_unit = _split_by_unit(guides) if guides is not None and len(guides) else {}
+    by_unit = rows_by_unit(guides) if guides is not None and len(guides) else {}
     gxy_all = guides[["x", "y"]].to_numpy(dtype=float) if by_unit else None
     gbv_all = guides["bv"].to_numpy() if by_unit else None
-    for unit, idx in _split_by_unit(seeds).items():
+    for unit, idx in rows_by_unit(seeds).items():
         sub = None
         if tree is not None:
             # cut long lines to a margin around the commune: they still cross its outline, and node fast
@@ -490,8 +480,9 @@ def tessellate(units, seeds, params: Params = Params(), progress=None, lines=Non
         gxy, glabels = (None, None) if g is None else (gxy_all[g], gbv_all[g])
         tasks.append((unit, units[unit], xy[idx], bv[idx], weight[idx], params, sub, gxy, glabels))
     results = {}
-    trivial = [t for t in tasks if (t[3] == t[3][0]).all()]  # one BV: the commune itself, no need for a worker
-    tasks = sorted((t for t in tasks if not (t[3] == t[3][0]).all()), key=lambda t: -len(t[2]))
+    one_bv = [bool((t[3] == t[3][0]).all()) for t in tasks]  # the commune itself: no need for a worker
+    trivial = [t for t, one in zip(tasks, one_bv) if one]
+    tasks = sorted((t for t, one in zip(tasks, one_bv) if not one), key=lambda t: -len(t[2]))
     jobs = max(1, min(params.jobs or os.cpu_count() or 1, len(tasks)))
     heavy = sum(len(t[2]) for t in tasks)
     if jobs == 1 or heavy < 20_000:
