@@ -3,6 +3,7 @@
     python bench/bench.py accuracy     # paris_dev and paris2012_dev, 5 folds, plain / voronoi / streets
     python bench/bench.py noise        # paris_dev with 2 % of addresses moved 30 m and 1 % given a neighbouring BV
     python bench/bench.py cv           # cross-validated parameter choices (fragments, guides, joins) on all sets
+    python bench/bench.py cv_guides    # its last part: guides' reach and spacing, empty blocks, unguided hand-out
     python bench/bench.py suburbs      # Val-de-Marne 2019 lists (no streets, real geocoding noise): left-out electors
     python bench/bench.py speed        # build time: ours against the peers' 20-line geopandas Voronoi
     python bench/bench.py paris        # build Paris 1er–10e from paris_dev/roll.csv: time, memory
@@ -244,20 +245,50 @@ def case_cv(method: str) -> list:
     joins += [dict(join_max_gap=300.0, leftover_max_share=s) for s in (0.2, 0.35, 0.5)]
     rows += [kfold(name, mm, **g) for g in joins for name in DEV_SETS for mm in (m, "voronoi")]
     rows += [r for g in joins for r in case_suburbs("guides", **g)]
+    return rows + case_cv_guides(method)
+
+
+def case_cv_guides(method: str) -> list:
+    """With joins on: the guides' reach and spacing (both dev sets and the Val-de-Marne lists), the outline
+    sampling of blocks without addresses (both dev sets), and what is handed out where no guide applies
+    (a roll without address labels: both dev sets without guides, and the Val-de-Marne lists)."""
+    m = "streets" if method == "all" else method
+    rows = []
+    grid = [dict()] + [dict(guide_extension=e) for e in (12.0, 20.0)] + [dict(guide_step=6.0)]
+    grid += [dict(guide_max_number_gap=g) for g in (12, 50)] + [dict(guide_max_distance=d) for d in (150.0, 400.0)]
+    for g in grid:
+        rows += [kfold(name, m, **g) for name in DEV_SETS] + case_suburbs("guides", **g)
+    rows += [kfold(name, m, empty_block_step=s) for s in (2.0, 16.0) for name in DEV_SETS]
+    for n in (0, 1, 5):
+        rows += [kfold(name, mm, guides=False, unguided_fragment_max_addresses=n)
+                 for name in DEV_SETS for mm in ("voronoi", m)]
+        rows += case_suburbs("voronoi", unguided_fragment_max_addresses=n)
     return rows
 
 
-def case_speed(method: str) -> list:
+def case_speed(method: str, runs: int = 5) -> list:
     """Build time on the whole roll of each dev set (2 workers, the default): ours against the peers'
-    20-line geopandas script (:func:`plain_voronoi`), each timed from the same in-memory roll."""
+    20-line geopandas script (:func:`plain_voronoi`), each timed from the same in-memory roll. Every method
+    runs once untimed first (imports, caches: the first run of a process pays them, whichever it is), then
+    the methods take turns *runs* times; best and median seconds."""
     out = []
     for name in DEV_SETS:
         roll, _, com = _dev(name)
-        row = {"case": f"speed_{name}", "addresses": len(roll)}
-        for m in ("plain", "voronoi", "streets"):
-            t = time.perf_counter()
+        row = {"case": f"speed_{name}", "addresses": len(roll), "runs": runs}
+        methods = ("plain", "voronoi", "streets")
+        for m in methods:
             _build(m, roll, com)
-            row[f"{m}_seconds"] = round(time.perf_counter() - t, 2)
+        times = {m: [] for m in methods}
+        for _ in range(runs):
+            for m in methods:
+                t = time.perf_counter()
+                _build(m, roll, com)
+                times[m].append(time.perf_counter() - t)
+        for m in methods:
+            row[f"{m}_best"] = round(min(times[m]), 2)
+            row[f"{m}_median"] = round(float(np.median(times[m])), 2)
+        for m in methods[1:]:
+            row[f"{m}_over_plain"] = round(float(np.median(times[m]) / np.median(times["plain"])), 2)
         out.append(row)
     return out
 
@@ -423,7 +454,7 @@ def case_france(method: str, sizes=(1, 4, 16, 102)) -> list:
 
 
 CASES = {"paris": case_paris, "dept31": case_dept31, "accuracy": case_accuracy, "noise": case_noise,
-         "cv": case_cv, "speed": case_speed, "suburbs": case_suburbs, "france": case_france,
+         "cv": case_cv, "cv_guides": case_cv_guides, "speed": case_speed, "suburbs": case_suburbs, "france": case_france,
          "france_small": lambda method: case_france(method, sizes=(1, 4, 16))}
 
 

@@ -11,7 +11,7 @@ from conftest import roll_rows, square_communes
 from decoupage_bv import InputError, Params, build
 from decoupage_bv.cli import main
 from decoupage_bv.pipeline import tiling_errors
-from decoupage_bv.tessellation import tessellate_unit
+from decoupage_bv.tessellation import tessellate_unit, voronoi_labels_many
 
 X0, Y0 = 650000.0, 6860000.0
 ONE = square_communes([("31001", "Alpha", X0, Y0, 1000.0)])
@@ -34,6 +34,28 @@ def test_collinear_points_split_in_strips():
     # the cut is the perpendicular bisector between the 3rd and 4th points: x = X0 + 475
     assert abs(g.loc["0001"].geometry.bounds[2] - (X0 + 475)) < 0.01
     _tiles(r)
+
+
+def test_blocks_in_one_diagram_equal_their_own_diagrams():
+    # a big block with collinear points, a small one beside it, a block of one label, a 2-point block:
+    # one GEOS diagram for all gives each the cells of its own diagram
+    rng = np.random.default_rng(1)
+    items = [(shapely.box(X0, Y0, X0 + 2000, Y0 + 300), np.c_[X0 + np.arange(10, 2000, 40.0), np.full(50, Y0 + 150)],
+              np.repeat([1, 2], 25)),
+             (shapely.box(X0 + 2000, Y0, X0 + 2030, Y0 + 20), np.c_[X0 + 2000 + rng.uniform(0, 30, 9),
+                                                                    Y0 + rng.uniform(0, 20, 9)], np.arange(9) % 3),
+             (shapely.box(X0, Y0 + 300, X0 + 50, Y0 + 350), np.array([[X0 + 10, Y0 + 310.0]]), np.array([4])),
+             (shapely.box(X0 + 60, Y0 + 300, X0 + 160, Y0 + 350), np.array([[X0 + 70, Y0 + 320.0],
+                                                                             [X0 + 150, Y0 + 330.0]]), np.array([5, 6]))]
+    together = voronoi_labels_many(items)
+    for item, got in zip(items, together):
+        alone = voronoi_labels_many([item])[0]
+        assert sorted(got) == sorted(alone) == sorted(set(item[2].tolist()))
+        for lab in got:
+            assert shapely.symmetric_difference(got[lab], alone[lab]).area < 1e-6
+        assert abs(sum(g.area for g in got.values()) - item[0].area) < 1e-6
+    # the cut of the big block is the bisector between its 25th and 26th points (x = 970 and 1010)
+    assert abs(shapely.bounds(together[0][1])[2] - (X0 + 990)) < 1e-6
 
 
 def test_two_points_and_identical_points():

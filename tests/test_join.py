@@ -14,8 +14,10 @@ def _grid(x0, x1, y0, y1, step=5.0):
     return np.c_[xs.ravel(), ys.ravel()]
 
 
-def _run(xy, labels, **params):
-    out = tessellate_unit(SQUARE, xy, labels, np.ones(len(xy)), Params(jobs=1, **params))
+def _run(xy, labels, guided=False, **params):
+    # guides (here the addresses themselves) say the roll has street-side order: the hand-out shares apply
+    g = dict(guide_xy=xy, guide_labels=labels) if guided else {}
+    out = tessellate_unit(SQUARE, xy, labels, np.ones(len(xy)), Params(jobs=1, **params), **g)
     assert shapely.coverage_is_valid(np.array(list(out.values())))
     assert abs(sum(g.area for g in out.values()) - SQUARE.area) < 1e-6
     return out
@@ -76,8 +78,26 @@ def test_leftover_pieces_go_to_a_neighbour_up_to_their_share():
     a = np.r_[_grid(0, 60, 0, 100), _grid(240, 300, 0, 100)]
     b = _grid(150, 150, 0, 100, step=1.0)
     labels = np.array([1] * len(a) + [2] * len(b))
-    kept = _run(np.r_[a, b], labels, join_max_gap=200, leftover_max_share=0.4)
+    kept = _run(np.r_[a, b], labels, guided=True, join_max_gap=200, leftover_max_share=0.4)
     assert _parts(kept[1]) == 2
-    one = _run(np.r_[a, b], labels, join_max_gap=200, leftover_max_share=0.6)
+    one = _run(np.r_[a, b], labels, guided=True, join_max_gap=200, leftover_max_share=0.6)
     assert _parts(one[1]) == 1 and _parts(one[2]) == 1
     assert shapely.intersects_xy(one[2], b[:, 0], b[:, 1]).all()
+    # without street-side order nothing tells A's far half from an enclave: only single addresses move
+    unguided = _run(np.r_[a, b], labels, join_max_gap=200, leftover_max_share=0.6)
+    assert _parts(unguided[1]) == 2
+
+
+def test_unguided_units_hand_out_single_addresses_only():
+    # A's main cluster, a detached cluster of three and a lone address amid B's: with guides both detached
+    # pieces go (at most 5 addresses); without, only the lone one
+    b = _grid(0, 300, 0, 100, step=10.0)
+    a = np.r_[_grid(52, 62, 52, 56, step=2.0), [[202.0, 52.0], [206.0, 52.0], [202.0, 56.0], [282.0, 92.0]]]
+    b = b[np.hypot(*(b[:, None, :] - a[None, :, :]).transpose(2, 0, 1)).min(axis=1) > 1]
+    labels = np.array([1] * len(a) + [2] * len(b))
+    xy = np.r_[a, b]
+    guided = _run(xy, labels, guided=True, join_max_gap=0)
+    unguided = _run(xy, labels, join_max_gap=0)
+    assert _parts(guided[1]) == 1
+    assert _parts(unguided[1]) == 2
+    assert shapely.intersects_xy(unguided[1], 204.0, 53.0) and not shapely.intersects_xy(unguided[1], 282.0, 92.0)

@@ -310,9 +310,13 @@ def complete_inputs(dept: str, addresses=None, communes=None, circonscriptions=N
                 out["streets_note"] = (f"no OpenStreetMap streets in the cache ({cache.path(rel)}) and --offline: "
                                        "built without street lines (method voronoi)")
             except DownloadError as exc:
-                out["streets_note"] = f"OpenStreetMap streets unavailable ({exc}): built without street lines " \
-                                      "(method voronoi)"
+                out["streets_note"] = streets_unavailable(exc)
     return out
+
+
+def streets_unavailable(exc: Exception) -> str:
+    """The report's note when a département's street lines cannot be had: it is built without them."""
+    return f"street lines unavailable ({exc}): built without them (method voronoi)"
 
 
 def fetch_national(addresses=None, communes=None, circonscriptions=None, cache: Cache = Cache(),

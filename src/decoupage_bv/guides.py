@@ -22,10 +22,10 @@ import pandas as pd
 
 from .settings import Params
 
-_ADDRESS = re.compile(
-    r"^\s*(?P<number>\d{1,5})\s*(?:(?:bis|ter|quater|quinquies|[a-z])\b)?[\s,]*(?P<street>.*?)\s*(?:\b\d{5}\b.*)?$",
-    re.IGNORECASE,
-)
+# number (and suffix), then the street up to the postcode: two linear scans (one pattern with a lazy street
+# and an optional postcode backtracks at every character)
+_NUMBER = re.compile(r"\s*(?P<number>\d{1,5})\s*(?:(?:bis|ter|quater|quinquies|[a-z])\b)?[\s,]*", re.IGNORECASE)
+_POSTCODE = re.compile(r"\s*\b\d{5}\b")
 
 
 def _street_key(name: str) -> str:
@@ -35,11 +35,21 @@ def _street_key(name: str) -> str:
 
 def parse_addresses(labels) -> tuple[np.ndarray, np.ndarray]:
     """House number (``-1`` when none) and normalised street name (``''`` when none) of each address label."""
-    match = _ADDRESS.match  # a plain loop: str.extract builds a frame of groups and costs 3x more
-    found = [match(v) for v in pd.Series(labels, dtype=object).fillna("").astype(str).tolist()]
-    numbers = np.array([int(m.group("number")) if m else -1 for m in found], dtype=np.int64)
+    match, postcode = _NUMBER.match, _POSTCODE.search  # a plain loop: str.extract costs 3x more
+    numbers, names = [], []
+    for v in pd.Series(labels, dtype=object).fillna("").astype(str).tolist():
+        m = match(v)
+        if m is None:
+            numbers.append(-1)
+            names.append("")
+            continue
+        rest = v[m.end():]
+        p = postcode(rest)
+        numbers.append(int(m.group("number")))
+        names.append(rest[:p.start()] if p else rest.rstrip())
+    numbers = np.array(numbers, dtype=np.int64)
     # street names repeat: normalise each distinct one once
-    inverse, uniq = pd.factorize(pd.Series([m.group("street") if m else "" for m in found], dtype=object))
+    inverse, uniq = pd.factorize(pd.Series(names, dtype=object))
     keys = np.array([_street_key(u) for u in uniq] + [""], dtype=object)
     keys[np.array([k.isdigit() for k in keys], dtype=bool)] = ""
     streets = keys[inverse].copy()

@@ -17,6 +17,7 @@ import pandas as pd
 
 from . import __version__, codes, sources
 from ._errors import DecoupageError, InputError
+from .fetch import streets_unavailable
 from .outputs import OutputSet
 from .pipeline import BuildResult, build
 from .settings import Params
@@ -186,7 +187,7 @@ def _streets_of(streets, dept: str, roll: str) -> tuple:
     try:
         return streets(dept, roll), None
     except DecoupageError as exc:
-        return None, f"street lines unavailable ({exc}): built without them"
+        return None, streets_unavailable(exc)
 
 
 def _national_report(depts, reports: dict, missing: list, params: Params) -> dict:

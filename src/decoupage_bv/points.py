@@ -16,7 +16,6 @@ import numpy as np
 import pandas as pd
 import shapely
 from pyproj import Transformer
-from scipy.spatial import cKDTree
 
 from . import codes
 from ._errors import InputError
@@ -346,6 +345,8 @@ def _outliers_kept(pts: pd.DataFrame, params: Params) -> np.ndarray:
                   & (g["y"].transform("min") == g["y"].transform("max"))).to_numpy()
     if not alone.any():
         return keep
+    from scipy.spatial import cKDTree  # only when a point needs measuring: the import alone takes 0.3 s
+
     for idx in rows_by_unit(pts).values():
         labels = bv[idx]
         if not alone[idx].any() or (labels == labels[0]).all():

@@ -34,6 +34,14 @@ class Params:
     #: A detached piece that could not be joined goes to the neighbour sharing its longest border when it
     #: holds at most this share of its BV's addresses (1 = every BV in one piece, as official BVs are).
     leftover_max_share: float = 0.35
+    #: Where no street-side guide applies (a roll without address labels, ``--no-guides``, a commune
+    #: without numbered streets), nothing tells a detached cluster of a BV's addresses from a true enclave:
+    #: only pieces of at most this many addresses are handed out, by neither share above (cross-validated:
+    #: handing out more loses left-out addresses that plain Voronoi keeps, bench/).
+    unguided_fragment_max_addresses: int = 1
+    #: A block without addresses is split among the pieces around it by the Voronoi cells of its outline,
+    #: sampled every this many metres (2 to 16 m give the same scores on both dev sets, bench/).
+    empty_block_step: float = 6.0
     #: Pieces smaller than this (m²) are slivers, always merged.
     sliver_area: float = 1.0
     #: Tessellation method: ``voronoi`` (per commune), ``streets`` (Voronoi inside each block of the street
@@ -44,11 +52,11 @@ class Params:
     #: Spacing of guide points along a street side (m).
     guide_step: float = 4.0
     #: Two numbers of one street side further apart than this are not joined …
-    guide_max_number_gap: int = 12
+    guide_max_number_gap: int = 30
     #: … nor two addresses further apart than this (m).
-    guide_max_distance: float = 150.0
+    guide_max_distance: float = 250.0
     #: How far a side's range is carried past its first and last known number (m; 0 = not at all).
-    guide_extension: float = 12.0
+    guide_extension: float = 16.0
     #: Worker processes for the per-commune stage (1 = in process).
     jobs: int = field(default=2, compare=False)
 

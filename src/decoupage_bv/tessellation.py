@@ -20,32 +20,71 @@ from .settings import Params
 
 
 def voronoi_labels(polygon, xy: np.ndarray, labels: np.ndarray) -> dict:
-    """Voronoi cells of *xy* dissolved by label and clipped to *polygon*: ``{label: geometry}``.
+    """Voronoi cells of *xy* dissolved by label and clipped to *polygon*: ``{label: geometry}``."""
+    return voronoi_labels_many([(polygon, xy, labels)])[0]
 
-    Four far-away guard points make every configuration non-degenerate (one or two points, collinear
-    points) and guarantee that the seeds' cells cover the polygon; their own cells are discarded. The
-    diagram is computed around a local origin: in Lambert-93 metres (millions), GEOS can return invalid
-    cells for the long rows of collinear points of a block's sampled outline.
+
+def voronoi_labels_many(items: list) -> list:
+    """:func:`voronoi_labels` of each ``(polygon, xy, labels)`` of *items*, from one GEOS diagram.
+
+    Each item is moved to a place of its own (:func:`_pack`), far enough from the others that its own
+    points own the whole of its polygon: the cells inside it are those of its own diagram, and one call
+    replaces hundreds of small ones. Four far-away guard points make every configuration non-degenerate
+    (one or two points, collinear points) and guarantee that the cells cover each polygon. The diagram is
+    computed around a local origin: in Lambert-93 metres (millions), GEOS can return invalid cells for the
+    long rows of collinear points of a block's sampled outline.
     """
-    uniq = np.unique(labels)
-    if len(uniq) == 1:
-        return {uniq[0]: polygon}
-    pminx, pminy, pmaxx, pmaxy = shapely.bounds(polygon)
-    minx, miny = min(xy[:, 0].min(), pminx), min(xy[:, 1].min(), pminy)
-    maxx, maxy = max(xy[:, 0].max(), pmaxx), max(xy[:, 1].max(), pmaxy)
-    span = max(maxx - minx, maxy - miny, 1.0)
-    origin = np.array([(minx + maxx) / 2, (miny + maxy) / 2])
-    far = 20 * span
+    out = [None] * len(items)
+    todo = []
+    for k, (polygon, xy, labels) in enumerate(items):
+        if (labels == labels[0]).all():
+            out[k] = {labels[0]: polygon}
+        else:
+            todo.append(k)
+    if not todo:
+        return out
+    b = shapely.bounds(np.array([items[k][0] for k in todo], dtype=object))
+    lo = np.array([np.minimum(items[k][1].min(axis=0), b[i, :2]) for i, k in enumerate(todo)])
+    hi = np.array([np.maximum(items[k][1].max(axis=0), b[i, 2:]) for i, k in enumerate(todo)])
+    shift = _pack(lo, hi)  # packed = real + shift
+    pts = np.vstack([items[k][1] + shift[i] for i, k in enumerate(todo)])
+    plo, phi = pts.min(axis=0), pts.max(axis=0)
+    mid = (plo + phi) / 2
+    far = 20 * max(*(phi - plo), 1.0)
     guards = np.array([[-far, -far], [far, -far], [far, far], [-far, far]])
-    cells = _cells(np.vstack([xy - origin, guards]), len(xy))
-    out = {}
-    order = np.argsort(labels, kind="stable")
-    bounds = np.flatnonzero(np.diff(labels[order])) + 1
-    for idx in np.split(order, bounds):
-        # back to real coordinates before the cut by the polygon: its outline keeps its exact vertices
-        merged = shapely.transform(_union(cells[idx]), lambda c: c + origin)
-        out[labels[idx[0]]] = shapely.intersection(merged, polygon)
+    cells = _cells(np.vstack([pts - mid, guards]), len(pts))
+    start = 0
+    for i, k in enumerate(todo):
+        polygon, xy, labels = items[k]
+        own = cells[start:start + len(xy)]
+        start += len(xy)
+        back = mid - shift[i]
+        res = {}
+        order = np.argsort(labels, kind="stable")
+        for idx in np.split(order, np.flatnonzero(labels[order][1:] != labels[order][:-1]) + 1):
+            # back to real coordinates before the cut by the polygon: its outline keeps its exact vertices
+            merged = shapely.transform(_union(own[idx]), lambda c: c + back)
+            res[labels[idx[0]]] = shapely.intersection(merged, polygon)
+        out[k] = res
     return out
+
+
+def _pack(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Shifts that lay the boxes ``[lo, hi]`` out in rows, every two at least as far apart as the larger
+    one's diagonal (+1 m): a point of a box is then nearer to any point of its own box than to any of
+    another. Largest first, rows about as wide as the whole is high."""
+    span = hi - lo
+    size = np.hypot(span[:, 0], span[:, 1]) + 1.0
+    width = max(float(np.sqrt(((span + size[:, None]).prod(axis=1)).sum())), 1.0)
+    shift = np.zeros_like(lo)
+    x = y = row = 0.0
+    for k in np.argsort(-size, kind="stable"):
+        if x > 0 and x + span[k, 0] > width:
+            x, y, row = 0.0, y + row, 0.0
+        shift[k] = (x - lo[k, 0], y - lo[k, 1])
+        x += span[k, 0] + size[k]
+        row = max(row, span[k, 1] + size[k])
+    return shift
 
 
 def _cells(xy: np.ndarray, n: int) -> np.ndarray:
@@ -251,10 +290,13 @@ def clean_fragments(polygon, pieces: dict, xy: np.ndarray, labels: np.ndarray, w
         if not near:
             continue
         ring = shapely.boundary(parts[i])
+        x0, y0, x1, y1 = shapely.bounds(ring)
         shared = {}
         for j in near:
+            # the neighbour cut to the piece's surroundings first: buffering a whole BV costs more than the rest
+            near_j = shapely.clip_by_rect(parts[j], x0 - 1, y0 - 1, x1 + 1, y1 + 1)
             shared[owner[j]] = shared.get(owner[j], 0.0) + shapely.length(
-                shapely.intersection(ring, shapely.buffer(parts[j], 1e-6)))
+                shapely.intersection(ring, shapely.buffer(near_j, 1e-6)))
         best = max(sorted(shared), key=lambda lab: shared[lab])
         if shared[best] > 0:
             owner[i] = best
@@ -291,14 +333,17 @@ def _by_block(blocks: np.ndarray, xy: np.ndarray) -> list:
     """Indices of the points of *xy* in each block (a point on a shared edge counts in one block)."""
     if not len(xy):
         return [np.zeros(0, dtype=np.int64)] * len(blocks)
-    pi, bi = STRtree(blocks).query(shapely.points(xy), predicate="intersects")
-    first = np.unique(pi, return_index=True)[1]
+    # the blocks query the points (not the reverse): each block is then prepared once for its candidates
+    bi, pi = STRtree(shapely.points(xy)).query(blocks, predicate="intersects")
+    order = np.lexsort((bi, pi))
+    pi, bi = pi[order], bi[order]
+    first = np.r_[True, pi[1:] != pi[:-1]]  # the lowest block of a point on a shared edge
     pi, bi = pi[first], bi[first]
     order = np.argsort(bi, kind="stable")
     return np.split(pi[order], np.searchsorted(bi[order], np.arange(1, len(blocks))))
 
 
-def _fill_empty(blocks: np.ndarray, todo: list, geoms: list, owners: list, step: float = 2.0) -> list:
+def _fill_empty(blocks: np.ndarray, todo: list, geoms: list, owners: list, step: float) -> list:
     """Split each block without addresses among the pieces along its outline (nearest stretch of outline).
 
     A block bordered only by other empty blocks waits for them; returns the blocks left undecided.
@@ -307,7 +352,7 @@ def _fill_empty(blocks: np.ndarray, todo: list, geoms: list, owners: list, step:
         arr = np.array(geoms, dtype=object)
         own = np.array(owners)
         tree = STRtree(arr)
-        left = []
+        left, split = [], []
         near = tree.query(blocks[todo], predicate="dwithin", distance=0.05)  # the pieces around each block
         near_labels = [set() for _ in todo]
         for t, g in zip(*near):
@@ -336,7 +381,9 @@ def _fill_empty(blocks: np.ndarray, todo: list, geoms: list, owners: list, step:
                 geoms.append(blocks[b])
                 owners.append(labs[0])
                 continue
-            for lab, g in voronoi_labels(blocks[b], shapely.get_coordinates(ring[qi[first]]), labs).items():
+            split.append((blocks[b], shapely.get_coordinates(ring[qi[first]]), labs))
+        for res in voronoi_labels_many(split):
+            for lab, g in res.items():
                 geoms.append(g)
                 owners.append(lab)
         if len(left) == len(todo):
@@ -346,7 +393,7 @@ def _fill_empty(blocks: np.ndarray, todo: list, geoms: list, owners: list, step:
 
 
 def split_blocks(polygon, blocks: np.ndarray, xy: np.ndarray, labels: np.ndarray, guide_xy: np.ndarray | None = None,
-                 guide_labels: np.ndarray | None = None) -> dict:
+                 guide_labels: np.ndarray | None = None, empty_step: float = 6.0) -> dict:
     """Tile *polygon*, cut into *blocks*, among the labels of *xy*: ``{label: geometry}``.
 
     A block with addresses is split by the Voronoi cells of its own addresses and guides (whole to its BV
@@ -365,7 +412,7 @@ def split_blocks(polygon, blocks: np.ndarray, xy: np.ndarray, labels: np.ndarray
         seeds_in, guides_in = [np.arange(len(xy))], [np.arange(len(guide_xy))]
     else:
         seeds_in, guides_in = _by_block(blocks, xy), _by_block(blocks, guide_xy)
-    geoms, owners, todo = [], [], []
+    geoms, owners, todo, mixed = [], [], [], []
     for b, blk in enumerate(blocks):
         idx = seeds_in[b]
         if not len(idx):
@@ -377,11 +424,12 @@ def split_blocks(polygon, blocks: np.ndarray, xy: np.ndarray, labels: np.ndarray
             owners.append(labs[0])
             continue
         gidx = guides_in[b]
-        pts, labs = _dedupe(np.vstack([xy[idx], guide_xy[gidx]]), np.concatenate([labs, guide_labels[gidx]]))
-        for lab, g in voronoi_labels(blk, pts, labs).items():
+        mixed.append((blk, *_dedupe(np.vstack([xy[idx], guide_xy[gidx]]), np.concatenate([labs, guide_labels[gidx]]))))
+    for res in voronoi_labels_many(mixed):
+        for lab, g in res.items():
             geoms.append(g)
             owners.append(lab)
-    left = _fill_empty(blocks, todo, geoms, owners) if todo and geoms else todo
+    left = _fill_empty(blocks, todo, geoms, owners, empty_step) if todo and geoms else todo
     if left:  # no block with addresses around: plain Voronoi of every address
         base = voronoi_labels(polygon, *_dedupe(xy, labels))
         for b in left:
@@ -420,7 +468,10 @@ def tessellate_unit(polygon, xy: np.ndarray, labels: np.ndarray, weights: np.nda
         from .streets import enclosures
 
         blocks = enclosures(polygon, lines)
-    pieces = split_blocks(polygon, blocks, xy, labels, guide_xy, guide_labels)
+    pieces = split_blocks(polygon, blocks, xy, labels, guide_xy, guide_labels, params.empty_block_step)
+    if guide_xy is None or not len(guide_xy):
+        params = replace(params, fragment_max_addresses=params.unguided_fragment_max_addresses,
+                         fragment_max_share=0.0, leftover_max_share=0.0)
     if len(pieces) > 1:
         pieces = clean_fragments(polygon, pieces, xy, labels, weights, params)
         pieces = join_pieces(polygon, pieces, xy, labels, weights, params)
