@@ -1,15 +1,13 @@
 """What a new user meets first: unwritable outputs, half-written sets, file modes, bad coordinates, reports."""
 
-import json
 import os
 import stat
 
-import numpy as np
 import pytest
 import shapely
 from click.testing import CliRunner
 
-from conftest import data, roll_rows, square_communes
+from conftest import data, roll_rows
 from decoupage_bv.cli import main
 
 X0, Y0 = 650000.0, 6860000.0

@@ -63,13 +63,14 @@ def tessellation_options(fn):
         click.option("--outside-tolerance", type=float, default=d.outside_tolerance, show_default=True,
                      help="Metres a point may lie outside its commune."),
         click.option("--fragment-max-addresses", type=int, default=d.fragment_max_addresses, show_default=True,
-                     help="A detached piece of a BV with at most this many addresses goes to a neighbour."),
+                     help="A detached piece of a BV with at most this many addresses goes to a neighbour "
+                          "(where street-side guides apply; elsewhere only single addresses move)."),
         click.option("--join-max-gap", type=float, default=d.join_max_gap, show_default=True,
                      help="A detached piece of a BV at most this many metres from the rest of it is joined to "
                           "it through the gap, when no other BV's address lies there (0: never)."),
         click.option("--leftover-max-share", type=float, default=d.leftover_max_share, show_default=True,
                      help="A detached piece that could not be joined goes to a neighbour when it holds at most "
-                          "this share of its BV's addresses (1: every BV in one piece)."),
+                          "this share of its BV's addresses (1: every BV in one piece; where guides apply)."),
         click.option("--method", type=click.Choice(["auto", "voronoi", "streets"]), default=d.method,
                      show_default=True, help="auto: streets when street lines are given or fetched, else voronoi."),
         click.option("--no-guides", "no_guides", is_flag=True,

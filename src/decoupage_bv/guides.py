@@ -35,9 +35,11 @@ def _street_key(name: str) -> str:
 
 def parse_addresses(labels) -> tuple[np.ndarray, np.ndarray]:
     """House number (``-1`` when none) and normalised street name (``''`` when none) of each address label."""
+    # a list of electors repeats each address: parse each distinct label once
+    row_label, distinct = pd.factorize(pd.Series(labels, dtype=object).fillna("").astype(str))
     match, postcode = _NUMBER.match, _POSTCODE.search  # a plain loop: str.extract costs 3x more
     numbers, names = [], []
-    for v in pd.Series(labels, dtype=object).fillna("").astype(str).tolist():
+    for v in distinct.tolist():
         m = match(v)
         if m is None:
             numbers.append(-1)
@@ -47,15 +49,15 @@ def parse_addresses(labels) -> tuple[np.ndarray, np.ndarray]:
         p = postcode(rest)
         numbers.append(int(m.group("number")))
         names.append(rest[:p.start()] if p else rest.rstrip())
-    numbers = np.array(numbers, dtype=np.int64)
+    numbers = np.array(numbers + [-1], dtype=np.int64)
     # street names repeat: normalise each distinct one once
     inverse, uniq = pd.factorize(pd.Series(names, dtype=object))
     keys = np.array([_street_key(u) for u in uniq] + [""], dtype=object)
     keys[np.array([k.isdigit() for k in keys], dtype=bool)] = ""
-    streets = keys[inverse].copy()
+    streets = np.append(keys[inverse], "")
     numbers[streets == ""] = -1
     streets[numbers < 0] = ""
-    return numbers, streets
+    return numbers[row_label], streets[row_label]
 
 
 def street_guides(unit: np.ndarray, bv: np.ndarray, x: np.ndarray, y: np.ndarray, address: np.ndarray,

@@ -47,7 +47,7 @@ def _infer_dept(roll: pd.DataFrame, dept: str | None) -> str | None:
         return codes.normalise_dept(dept)
     if "commune" not in roll:
         return None
-    communes = codes.map_distinct(roll["commune"], codes.normalise_commune).dropna()
+    communes = codes.map_distinct(roll["commune"], codes.normalise_commune).dropna().unique()
     found = sorted({codes.dept_of_commune(c) for c in communes})
     overseas = [d for d in found if d.startswith("97")]
     if overseas and len(found) > 1:
