@@ -49,12 +49,12 @@ def parse_addresses(labels) -> tuple[np.ndarray, np.ndarray]:
         p = postcode(rest)
         numbers.append(int(m.group("number")))
         names.append(rest[:p.start()] if p else rest.rstrip())
-    numbers = np.array(numbers + [-1], dtype=np.int64)
+    numbers = np.array(numbers, dtype=np.int64)
     # street names repeat: normalise each distinct one once
     inverse, uniq = pd.factorize(pd.Series(names, dtype=object))
     keys = np.array([_street_key(u) for u in uniq] + [""], dtype=object)
     keys[np.array([k.isdigit() for k in keys], dtype=bool)] = ""
-    streets = np.append(keys[inverse], "")
+    streets = keys[inverse].copy()
     numbers[streets == ""] = -1
     streets[numbers < 0] = ""
     return numbers[row_label], streets[row_label]
