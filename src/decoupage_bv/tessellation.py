@@ -61,7 +61,8 @@ def voronoi_labels_many(items: list) -> list:
         back = mid - shift[i]
         res = {}
         order = np.argsort(labels, kind="stable")
-        for idx in np.split(order, np.flatnonzero(labels[order][1:] != labels[order][:-1]) + 1):
+        ordered = labels[order]
+        for idx in np.split(order, np.flatnonzero(ordered[1:] != ordered[:-1]) + 1):
             # back to real coordinates before the cut by the polygon: its outline keeps its exact vertices
             merged = shapely.transform(_union(own[idx]), lambda c: c + back)
             res[labels[idx[0]]] = shapely.intersection(merged, polygon)
@@ -393,7 +394,7 @@ def _fill_empty(blocks: np.ndarray, todo: list, geoms: list, owners: list, step:
 
 
 def split_blocks(polygon, blocks: np.ndarray, xy: np.ndarray, labels: np.ndarray, guide_xy: np.ndarray | None = None,
-                 guide_labels: np.ndarray | None = None, empty_step: float = 6.0) -> dict:
+                 guide_labels: np.ndarray | None = None, empty_step: float = Params.empty_block_step) -> dict:
     """Tile *polygon*, cut into *blocks*, among the labels of *xy*: ``{label: geometry}``.
 
     A block with addresses is split by the Voronoi cells of its own addresses and guides (whole to its BV
