@@ -11,7 +11,8 @@ from conftest import roll_rows, square_communes
 from decoupage_bv import InputError, Params, build
 from decoupage_bv.cli import main
 from decoupage_bv.pipeline import tiling_errors
-from decoupage_bv.tessellation import tessellate_unit, voronoi_labels_many
+from decoupage_bv import tessellation
+from decoupage_bv.tessellation import _frontier, tessellate_unit, voronoi_labels_many
 
 X0, Y0 = 650000.0, 6860000.0
 ONE = square_communes([("31001", "Alpha", X0, Y0, 1000.0)])
@@ -56,6 +57,35 @@ def test_blocks_in_one_diagram_equal_their_own_diagrams():
         assert abs(sum(g.area for g in got.values()) - item[0].area) < 1e-6
     # the cut of the big block is the bisector between its 25th and 26th points (x = 970 and 1010)
     assert abs(shapely.bounds(together[0][1])[2] - (X0 + 990)) < 1e-6
+
+
+def test_frontier_points_alone_give_the_same_regions(monkeypatch):
+    # BVs as the nearest of 8 centres, with a few addresses of another BV inside: the diagram of the
+    # points on a frontier between labels gives the regions of the diagram of every point
+    rng = np.random.default_rng(3)
+    xy = np.c_[X0 + rng.uniform(0, 3000, 4000), Y0 + rng.uniform(0, 2000, 4000)]
+    centres = np.c_[X0 + rng.uniform(0, 3000, 8), Y0 + rng.uniform(0, 2000, 8)]
+    labels = np.argmin(np.hypot(xy[:, None, 0] - centres[:, 0], xy[:, None, 1] - centres[:, 1]), axis=1)
+    labels[rng.choice(4000, 40, replace=False)] = rng.integers(0, 8, 40)
+    poly = shapely.box(X0 - 10, Y0 - 10, X0 + 3010, Y0 + 2010)
+    codes = np.unique(labels, return_inverse=True)[1]
+    assert 0.05 < _frontier(xy - xy.mean(axis=0), codes).mean() < 0.5
+    fast = voronoi_labels_many([(poly, xy, labels)])[0]
+    monkeypatch.setattr(tessellation, "_frontier", lambda xy, codes: np.ones(len(xy), dtype=bool))
+    every = voronoi_labels_many([(poly, xy, labels)])[0]
+    assert sorted(fast) == sorted(every) == list(range(8))
+    for lab in fast:
+        assert shapely.symmetric_difference(fast[lab], every[lab]).area < 1e-6
+
+
+def test_frontier_keeps_every_point_it_cannot_triangulate():
+    line = np.c_[np.arange(40.0), np.zeros(40)]  # collinear: no triangle
+    assert _frontier(line, np.repeat([0, 1], 20)).all()
+    rng = np.random.default_rng(0)  # two points closer than the triangulation's tolerance
+    pts = rng.uniform(0, 100, (40, 2))
+    pts[1] = pts[0] + 1e-12
+    assert _frontier(pts, np.zeros(40, dtype=int)).all()
+    assert not _frontier(np.r_[pts[1:], [[500.0, 500.0]]], np.r_[np.zeros(39, dtype=int), 1]).all()
 
 
 def test_two_points_and_identical_points():
