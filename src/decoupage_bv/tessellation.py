@@ -462,23 +462,22 @@ def split_blocks(polygon, blocks: np.ndarray, xy: np.ndarray, labels: np.ndarray
         blocks = np.append(blocks, [p for p in _polygon_parts(rest) if p.area > 1e-6])
     if guide_xy is None or not len(guide_xy):
         guide_xy, guide_labels = np.zeros((0, 2)), np.zeros(0, dtype=labels.dtype)
-    if len(blocks) == 1:  # the whole commune: every point is in it (those a little outside too)
-        seeds_in, guides_in = [np.arange(len(xy))], [np.arange(len(guide_xy))]
-    else:
-        seeds_in, guides_in = _by_block(blocks, xy), _by_block(blocks, guide_xy)
+    seeds_in = [np.arange(len(xy))] if len(blocks) == 1 else _by_block(blocks, xy)
     geoms, owners, todo, mixed = [], [], [], []
     for b, blk in enumerate(blocks):
         idx = seeds_in[b]
         if not len(idx):
             todo.append(b)
-            continue
-        labs = labels[idx]
-        if (labs == labs[0]).all():
+        elif (labels[idx] == labels[idx[0]]).all():
             geoms.append(blk)
-            owners.append(labs[0])
-            continue
-        gidx = guides_in[b]
-        mixed.append((blk, *_dedupe(np.vstack([xy[idx], guide_xy[gidx]]), np.concatenate([labs, guide_labels[gidx]]))))
+            owners.append(labels[idx[0]])
+        else:
+            mixed.append(b)
+    # guides matter in mixed blocks only (the whole commune when it is one block, with those a little outside)
+    guides_in = [np.arange(len(guide_xy))] if len(blocks) == 1 else _by_block(blocks[mixed], guide_xy)
+    mixed = [(blocks[b], *_dedupe(np.vstack([xy[seeds_in[b]], guide_xy[g]]),
+                                  np.concatenate([labels[seeds_in[b]], guide_labels[g]])))
+             for b, g in zip(mixed, guides_in)]
     for res in voronoi_labels_many(mixed):
         for lab, g in res.items():
             geoms.append(g)
