@@ -32,7 +32,8 @@ def voronoi_labels_many(items: list) -> list:
     replaces hundreds of small ones. Four far-away guard points make every configuration non-degenerate
     (one or two points, collinear points) and guarantee that the cells cover each polygon. The diagram is
     computed around a local origin: in Lambert-93 metres (millions), GEOS can return invalid cells for the
-    long rows of collinear points of a block's sampled outline.
+    long rows of collinear points of a block's sampled outline. Only the points on a frontier between
+    labels go into it (:func:`_frontier`): the regions are the same.
     """
     out = [None] * len(items)
     todo = []
@@ -195,6 +196,7 @@ def join_pieces(polygon, pieces: dict, xy: np.ndarray, labels: np.ndarray, weigh
     """
     if params.join_max_gap <= 0 or len(pieces) < 2:
         return pieces
+    before = pieces
     pieces, changed = dict(pieces), False
     for lab in sorted(pieces):
         own = labels == lab
@@ -219,10 +221,15 @@ def join_pieces(polygon, pieces: dict, xy: np.ndarray, labels: np.ndarray, weigh
                     break
     if not changed:
         return pieces
-    # strips were cut from several pieces one overlay at a time: make their shared edges identical again
+    # strips were cut from several pieces one overlay at a time: make their shared edges identical again,
+    # among the pieces they changed and those around them (the others' edges are as they were)
     labs = sorted(pieces)
-    cleaned = shapely.coverage_clean(np.array([pieces[lab] for lab in labs], dtype=object))
-    pieces = {lab: _tidy(g) for lab, g in zip(labs, cleaned)}
+    geoms = np.array([pieces[lab] for lab in labs], dtype=object)
+    moved = np.array([pieces[lab] is not before[lab] for lab in labs])
+    near = np.zeros(len(labs), dtype=bool)
+    near[STRtree(geoms).query(geoms[moved], predicate="dwithin", distance=1e-6)[1]] = True
+    geoms[near] = [_tidy(g) for g in shapely.coverage_clean(geoms[near])]
+    pieces = dict(zip(labs, geoms))
     return clean_fragments(polygon, pieces, xy, labels, weights, params)
 
 
