@@ -4,6 +4,7 @@ import numpy as np
 import shapely
 
 from decoupage_bv import Params
+from decoupage_bv import tessellation
 from decoupage_bv.tessellation import tessellate_unit
 
 SQUARE = shapely.box(0, 0, 300, 100)
@@ -101,3 +102,28 @@ def test_unguided_units_hand_out_single_addresses_only():
     assert _parts(guided[1]) == 1
     assert _parts(unguided[1]) == 2
     assert shapely.intersects_xy(unguided[1], 204.0, 53.0) and not shapely.intersects_xy(unguided[1], 282.0, 92.0)
+
+
+def test_join_along_the_limits_when_every_straight_strip_cuts_a_bv(monkeypatch):
+    # A in the two top corners, B a column between them from the top down to y = 60, C along the bottom:
+    # every straight strip between A's halves cuts B in two halves full of addresses; the way down the
+    # limits with C, under B and up again, cuts nobody
+    box = shapely.box(0, 0, 300, 200)
+    a = np.r_[_grid(0, 60, 150, 200), _grid(240, 300, 150, 200)]
+    b, c = _grid(100, 200, 60, 200), _grid(0, 300, 0, 30)
+    xy = np.r_[a, b, c]
+    labels = np.array([1] * len(a) + [2] * len(b) + [3] * len(c))
+
+    def run():
+        out = tessellate_unit(box, xy, labels, np.ones(len(xy)), Params(jobs=1, join_max_width=20))
+        assert shapely.coverage_is_valid(np.array(list(out.values())))
+        assert abs(sum(g.area for g in out.values()) - box.area) < 1e-6
+        for lab, pts in ((1, a), (2, b), (3, c)):
+            assert shapely.intersects_xy(out[lab], pts[:, 0], pts[:, 1]).all()
+        return out
+
+    joined = run()
+    assert [_parts(joined[lab]) for lab in (1, 2, 3)] == [1, 1, 1]
+    assert shapely.intersects(joined[1], shapely.LineString([(90, 45), (210, 45)]))  # under B
+    monkeypatch.setattr(tessellation, "_limit_path", lambda *args: None)
+    assert _parts(run()[1]) == 2

@@ -213,7 +213,7 @@ def join_pieces(polygon, pieces: dict, xy: np.ndarray, labels: np.ndarray, weigh
                 break
             i = todo[0][1]
             tried.add(parts[i].wkb)
-            for line in _bridges(parts[i], parts[main], params.join_max_gap):
+            for line in _lines_to_main(pieces, parts[i], parts[main], xy[~own], params):
                 strip = _strip(polygon, line, xy[~own], params)
                 joined = None if strip is None else _take(pieces, lab, strip, xy, labels, weights, params)
                 if joined is not None:
@@ -251,10 +251,98 @@ def _bridges(part, main, max_gap: float, tries: int = 6, step: float = 10.0) -> 
     return lines
 
 
+def _lines_to_main(pieces: dict, part, main, others: np.ndarray, params: Params):
+    """The straight lines of :func:`_bridges`, then, once they are all refused, the shortest way along the
+    limits between BVs (:func:`_limit_path`)."""
+    yield from _bridges(part, main, params.join_max_gap)
+    path = _limit_path(pieces, part, main, others, params)
+    if path is not None:
+        yield path
+
+
+def _limit_path(pieces: dict, part, main, others: np.ndarray, params: Params):
+    """The shortest way from *part* to *main* along the limits between pieces (and the outline), at most
+    ``join_max_gap`` long and ``join_min_width`` clear of the points *others* (``None`` when there is none).
+
+    A strip along it takes a sliver of the BVs on either side and cuts none of them, where a straight strip
+    across a BV cuts it in two.
+    """
+    box = shapely.bounds(np.array([part, main], dtype=object))
+    reach = params.join_max_gap
+    x0, y0 = box[:, :2].min(axis=0) - reach
+    x1, y1 = box[:, 2:].max(axis=0) + reach
+    geoms = np.array(list(pieces.values()), dtype=object)
+    geoms = geoms[shapely.intersects(geoms, shapely.box(x0, y0, x1, y1))]
+    # the pieces tile the commune with identical shared edges: their outlines are already noded
+    coords, index = shapely.get_coordinates(shapely.boundary(geoms), return_index=True)
+    key = np.round(coords[:, 0], 6) + 1j * np.round(coords[:, 1], 6)
+    keys, node = np.unique(key, return_inverse=True)
+    step = np.flatnonzero(index[1:] == index[:-1])  # segments: consecutive vertices of one outline
+    a, b = np.minimum(node[step], node[step + 1]), np.maximum(node[step], node[step + 1])
+    step = step[np.sort(np.unique(a * len(keys) + b, return_index=True)[1])]  # a shared edge once
+    # a way at most *reach* long has every point q with d(q, part) + d(q, main) <= reach (boxes: a bound)
+    mid, half = (coords[step] + coords[step + 1]) / 2, np.hypot(*(coords[step + 1] - coords[step]).T) / 2
+    step = step[_box_distance(mid, box[0]) + _box_distance(mid, box[1]) - 2 * half <= reach]
+    near = others[(others[:, 0] >= x0) & (others[:, 0] <= x1) & (others[:, 1] >= y0) & (others[:, 1] <= y1)]
+    if len(near):  # too close to another BV's address for a strip: measured on the 8 nearest to its middle
+        from scipy.spatial import cKDTree
+
+        p0, p1 = coords[step], coords[step + 1]
+        q = near[cKDTree(near).query((p0 + p1) / 2, k=min(8, len(near)))[1].reshape(len(step), -1)]
+        d = (p1 - p0)[:, None, :]
+        t = np.clip(((q - p0[:, None, :]) * d).sum(axis=2) / np.maximum((d * d).sum(axis=2), 1e-12), 0, 1)
+        clear = np.hypot(*(q - p0[:, None, :] - t[..., None] * d).transpose(2, 0, 1)).min(axis=1)
+        step = step[clear >= params.join_min_width]
+    if not len(step):
+        return None
+    n = len(keys)
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import dijkstra
+
+    length = np.hypot(*(coords[step + 1] - coords[step]).T)
+    graph = coo_matrix((length, (node[step], node[step + 1])), shape=(n, n)).tocsr()
+    at = np.zeros((n, 2))
+    at[node] = coords
+
+    def nodes_of(g):  # its outline's vertices are nodes of the graph
+        c = shapely.get_coordinates(g)
+        k = np.round(c[:, 0], 6) + 1j * np.round(c[:, 1], 6)
+        i = np.minimum(np.searchsorted(keys, k), len(keys) - 1)
+        return np.unique(i[keys[i] == k])
+
+    start, end = nodes_of(part), nodes_of(main)
+    if not len(start) or not len(end):
+        return None
+    dist, pred, _ = dijkstra(graph, directed=False, indices=start, min_only=True, return_predecessors=True,
+                             limit=reach)
+    best = end[np.argmin(dist[end])]
+    if not 0 < dist[best] < np.inf:
+        return None
+    path = [best]
+    while pred[path[-1]] >= 0:
+        path.append(pred[path[-1]])
+    return shapely.LineString(at[path[::-1]])
+
+
+def _box_distance(xy: np.ndarray, box: np.ndarray) -> np.ndarray:
+    """Distance from each point of *xy* to the rectangle *box* (``minx, miny, maxx, maxy``)."""
+    dx = np.maximum(np.maximum(box[0] - xy[:, 0], xy[:, 0] - box[2]), 0)
+    dy = np.maximum(np.maximum(box[1] - xy[:, 1], xy[:, 1] - box[3]), 0)
+    return np.hypot(dx, dy)
+
+
 def _strip(polygon, line, others: np.ndarray, params: Params):
     """The strip of land along *line*, as wide as its clearance from the points *others*; ``None`` when too
     narrow."""
-    width = min(_clearance(line, others), params.join_max_width)
+    if shapely.get_num_coordinates(line) > 2:
+        x0, y0, x1, y1 = shapely.bounds(line)
+        w = params.join_max_width
+        near = others[(others[:, 0] >= x0 - w) & (others[:, 0] <= x1 + w) & (others[:, 1] >= y0 - w)
+                      & (others[:, 1] <= y1 + w)]
+        clearance = float(shapely.distance(line, _multipoint(near))) if len(near) else np.inf
+    else:
+        clearance = _clearance(line, others)
+    width = min(clearance, params.join_max_width)
     if width < params.join_min_width:
         return None
     strip = shapely.intersection(shapely.buffer(line, width / 2), polygon)
