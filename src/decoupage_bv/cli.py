@@ -67,7 +67,8 @@ def tessellation_options(fn):
                           "(where street-side guides apply; elsewhere only single addresses move)."),
         click.option("--join-max-gap", type=float, default=d.join_max_gap, show_default=True,
                      help="A detached piece of a BV at most this many metres from the rest of it is joined to "
-                          "it through the gap, when no other BV's address lies there (0: never)."),
+                          "it through the gap, or along the limits between BVs, when no other BV's address "
+                          "lies there (0: never)."),
         click.option("--leftover-max-share", type=float, default=d.leftover_max_share, show_default=True,
                      help="A detached piece that could not be joined goes to a neighbour when it holds at most "
                           "this share of its BV's addresses (1: every BV in one piece; where guides apply)."),

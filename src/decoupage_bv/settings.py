@@ -26,7 +26,8 @@ class Params:
     #: … or at most this share of the BV's addresses (both chosen by cross-validation, bench/).
     fragment_max_share: float = 0.1
     #: A detached piece of a BV at most this far from its main piece (m) is joined to it through the gap
-    #: between them, when that gap holds no address of another BV (0 = never; cross-validated, bench/).
+    #: between them, or along the limits between BVs (at most as long), when no address of another BV lies
+    #: there (0 = never; cross-validated, bench/).
     join_max_gap: float = 300.0
     #: The joining strip is as wide as the gap's clearance from other BVs' addresses, within these bounds (m).
     join_min_width: float = 2.0

@@ -189,7 +189,8 @@ def join_pieces(polygon, pieces: dict, xy: np.ndarray, labels: np.ndarray, weigh
 
     Official BVs are in one piece, so the land between two groups of a BV's addresses belongs to it unless
     another BV's addresses say otherwise. The strip taken follows the shortest line between the pieces (or,
-    when that fails, one of a few other short lines, see :func:`_bridges`), at most ``join_max_gap`` long;
+    when that fails, one of a few other short lines, see :func:`_bridges`, then the shortest way along the
+    limits between BVs, see :func:`_limit_path`), at most ``join_max_gap`` long;
     it is as wide as the line's clearance from other BVs' addresses (``join_min_width`` to
     ``join_max_width``), so it takes none of them, and it is refused when a BV it crosses would fall into
     pieces that are more than fragments (those go to a neighbour, as in :func:`clean_fragments`).
@@ -200,6 +201,7 @@ def join_pieces(polygon, pieces: dict, xy: np.ndarray, labels: np.ndarray, weigh
     pieces, changed = dict(pieces), False
     for lab in sorted(pieces):
         own = labels == lab
+        others = xy[~own]
         tried: set = set()
         while True:
             parts = _polygon_parts(pieces[lab])
@@ -213,8 +215,8 @@ def join_pieces(polygon, pieces: dict, xy: np.ndarray, labels: np.ndarray, weigh
                 break
             i = todo[0][1]
             tried.add(parts[i].wkb)
-            for line in _lines_to_main(pieces, parts[i], parts[main], xy[~own], params):
-                strip = _strip(polygon, line, xy[~own], params)
+            for line in _lines_to_main(pieces, parts[i], parts[main], others, params):
+                strip = _strip(polygon, line, others, params)
                 joined = None if strip is None else _take(pieces, lab, strip, xy, labels, weights, params)
                 if joined is not None:
                     pieces, changed = joined, True
