@@ -6,6 +6,7 @@ Communes are independent, so :func:`tessellate` runs them in parallel (the heavi
 
 from __future__ import annotations
 
+import heapq
 import os
 import struct
 from dataclasses import replace
@@ -201,7 +202,7 @@ def join_pieces(polygon, pieces: dict, xy: np.ndarray, labels: np.ndarray, weigh
     pieces, changed = dict(pieces), False
     for lab in sorted(pieces):
         own = labels == lab
-        others = xy[~own]
+        others = None  # the other BVs' addresses, once a piece needs joining
         tried: set = set()
         while True:
             parts = _polygon_parts(pieces[lab])
@@ -215,6 +216,7 @@ def join_pieces(polygon, pieces: dict, xy: np.ndarray, labels: np.ndarray, weigh
                 break
             i = todo[0][1]
             tried.add(parts[i].wkb)
+            others = xy[~own] if others is None else others
             for line in _lines_to_main(pieces, parts[i], parts[main], others, params):
                 strip = _strip(polygon, line, others, params)
                 joined = None if strip is None else _take(pieces, lab, strip, xy, labels, weights, params)
@@ -285,45 +287,52 @@ def _limit_path(pieces: dict, part, main, others: np.ndarray, params: Params):
     # a way at most *reach* long has every point q with d(q, part) + d(q, main) <= reach (boxes: a bound)
     mid, half = (coords[step] + coords[step + 1]) / 2, np.hypot(*(coords[step + 1] - coords[step]).T) / 2
     step = step[_box_distance(mid, box[0]) + _box_distance(mid, box[1]) - 2 * half <= reach]
-    near = others[(others[:, 0] >= x0) & (others[:, 0] <= x1) & (others[:, 1] >= y0) & (others[:, 1] <= y1)]
-    if len(near):  # too close to another BV's address for a strip: measured on the 8 nearest to its middle
-        from scipy.spatial import cKDTree
-
-        p0, p1 = coords[step], coords[step + 1]
-        q = near[cKDTree(near).query((p0 + p1) / 2, k=min(8, len(near)))[1].reshape(len(step), -1)]
-        d = (p1 - p0)[:, None, :]
-        t = np.clip(((q - p0[:, None, :]) * d).sum(axis=2) / np.maximum((d * d).sum(axis=2), 1e-12), 0, 1)
-        clear = np.hypot(*(q - p0[:, None, :] - t[..., None] * d).transpose(2, 0, 1)).min(axis=1)
-        step = step[clear >= params.join_min_width]
-    if not len(step):
+    if len(step):  # drop the limits too close to another BV's address for a strip
+        ends = np.r_[coords[step], coords[step + 1]]
+        lo, hi = ends.min(axis=0) - params.join_min_width, ends.max(axis=0) + params.join_min_width
+        near = others[((others >= lo) & (others <= hi)).all(axis=1)]
+        if len(near):
+            segs = shapely.linestrings(np.stack([coords[step], coords[step + 1]], axis=1))
+            hit = STRtree(segs).query(shapely.points(near), predicate="dwithin", distance=params.join_min_width)[1]
+            step = np.delete(step, np.unique(hit))
+    start, end = _nodes_of(part, keys), _nodes_of(main, keys)
+    if not len(step) or not len(start) or not len(end):
         return None
-    n = len(keys)
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import dijkstra
-
+    # Dijkstra from every node of *part*'s outline to the first node of *main*'s (a few thousand edges)
     length = np.hypot(*(coords[step + 1] - coords[step]).T)
-    graph = coo_matrix((length, (node[step], node[step + 1])), shape=(n, n)).tocsr()
-    at = np.zeros((n, 2))
-    at[node] = coords
+    graph: dict = {}
+    for u, v, w in zip(node[step].tolist(), node[step + 1].tolist(), length.tolist()):
+        graph.setdefault(u, []).append((v, w))
+        graph.setdefault(v, []).append((u, w))
+    goal = set(end.tolist())
+    dist = {u: 0.0 for u in start.tolist()}
+    prev: dict = {}
+    heap = [(0.0, u) for u in sorted(dist)]
+    while heap:
+        d, u = heapq.heappop(heap)
+        if d > dist[u]:
+            continue
+        if u in goal:
+            if d == 0:
+                return None  # the pieces touch
+            path = [u]
+            while path[-1] in prev:
+                path.append(prev[path[-1]])
+            k = keys[path[::-1]]
+            return shapely.LineString(np.c_[k.real, k.imag])
+        for v, w in graph.get(u, ()):
+            if d + w <= reach and d + w < dist.get(v, np.inf):
+                dist[v], prev[v] = d + w, u
+                heapq.heappush(heap, (d + w, v))
+    return None
 
-    def nodes_of(g):  # its outline's vertices are nodes of the graph
-        c = shapely.get_coordinates(g)
-        k = np.round(c[:, 0], 6) + 1j * np.round(c[:, 1], 6)
-        i = np.minimum(np.searchsorted(keys, k), len(keys) - 1)
-        return np.unique(i[keys[i] == k])
 
-    start, end = nodes_of(part), nodes_of(main)
-    if not len(start) or not len(end):
-        return None
-    dist, pred, _ = dijkstra(graph, directed=False, indices=start, min_only=True, return_predecessors=True,
-                             limit=reach)
-    best = end[np.argmin(dist[end])]
-    if not 0 < dist[best] < np.inf:
-        return None
-    path = [best]
-    while pred[path[-1]] >= 0:
-        path.append(pred[path[-1]])
-    return shapely.LineString(at[path[::-1]])
+def _nodes_of(geom, keys: np.ndarray) -> np.ndarray:
+    """Indices in *keys* (sorted ``x + 1j * y``, rounded to the µm) of the vertices of *geom*."""
+    c = shapely.get_coordinates(geom)
+    k = np.round(c[:, 0], 6) + 1j * np.round(c[:, 1], 6)
+    i = np.minimum(np.searchsorted(keys, k), len(keys) - 1)
+    return np.unique(i[keys[i] == k])
 
 
 def _box_distance(xy: np.ndarray, box: np.ndarray) -> np.ndarray:
