@@ -174,8 +174,13 @@ def _own_counts(parts: list, xy: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return out
 
 
-def _clearance(line, xy: np.ndarray) -> float:
-    """Distance from the segment *line* to the nearest point of *xy* (inf when there is none)."""
+def _clearance(line, xy: np.ndarray, within: float = np.inf) -> float:
+    """Distance from *line* to the nearest point of *xy* (inf when there is none); for a polyline, points
+    farther than *within* may be left out (inf when none is nearer)."""
+    if shapely.get_num_coordinates(line) > 2:
+        x0, y0, x1, y1 = shapely.bounds(line)
+        near = _in_box(xy, (x0 - within, y0 - within), (x1 + within, y1 + within))
+        return float(shapely.distance(line, _multipoint(near))) if len(near) else np.inf
     if not len(xy):
         return np.inf
     (ax, ay), (bx, by) = shapely.get_coordinates(line)[[0, -1]]
@@ -279,8 +284,7 @@ def _limit_path(pieces: dict, part, main, others: np.ndarray, params: Params):
     geoms = geoms[shapely.intersects(geoms, shapely.box(x0, y0, x1, y1))]
     # the pieces tile the commune with identical shared edges: their outlines are already noded
     coords, index = shapely.get_coordinates(shapely.boundary(geoms), return_index=True)
-    key = np.round(coords[:, 0], 6) + 1j * np.round(coords[:, 1], 6)
-    keys, node = np.unique(key, return_inverse=True)
+    keys, node = np.unique(_coord_keys(coords), return_inverse=True)
     step = np.flatnonzero(index[1:] == index[:-1])  # segments: consecutive vertices of one outline
     a, b = np.minimum(node[step], node[step + 1]), np.maximum(node[step], node[step + 1])
     step = step[np.sort(np.unique(a * len(keys) + b, return_index=True)[1])]  # a shared edge once
@@ -289,8 +293,7 @@ def _limit_path(pieces: dict, part, main, others: np.ndarray, params: Params):
     step = step[_box_distance(mid, box[0]) + _box_distance(mid, box[1]) - 2 * half <= reach]
     if len(step):  # drop the limits too close to another BV's address for a strip
         ends = np.r_[coords[step], coords[step + 1]]
-        lo, hi = ends.min(axis=0) - params.join_min_width, ends.max(axis=0) + params.join_min_width
-        near = others[((others >= lo) & (others <= hi)).all(axis=1)]
+        near = _in_box(others, ends.min(axis=0) - params.join_min_width, ends.max(axis=0) + params.join_min_width)
         if len(near):
             segs = shapely.linestrings(np.stack([coords[step], coords[step + 1]], axis=1))
             hit = STRtree(segs).query(shapely.points(near), predicate="dwithin", distance=params.join_min_width)[1]
@@ -327,12 +330,21 @@ def _limit_path(pieces: dict, part, main, others: np.ndarray, params: Params):
     return None
 
 
+def _coord_keys(coords: np.ndarray) -> np.ndarray:
+    """One sortable value per vertex, equal for the same vertex: ``x + 1j * y``, rounded to the µm."""
+    return np.round(coords[:, 0], 6) + 1j * np.round(coords[:, 1], 6)
+
+
 def _nodes_of(geom, keys: np.ndarray) -> np.ndarray:
-    """Indices in *keys* (sorted ``x + 1j * y``, rounded to the µm) of the vertices of *geom*."""
-    c = shapely.get_coordinates(geom)
-    k = np.round(c[:, 0], 6) + 1j * np.round(c[:, 1], 6)
+    """Indices in the sorted *keys* (:func:`_coord_keys`) of the vertices of *geom*."""
+    k = _coord_keys(shapely.get_coordinates(geom))
     i = np.minimum(np.searchsorted(keys, k), len(keys) - 1)
     return np.unique(i[keys[i] == k])
+
+
+def _in_box(xy: np.ndarray, lo, hi) -> np.ndarray:
+    """The points of *xy* inside the rectangle from *lo* to *hi* (edges included)."""
+    return xy[((xy >= lo) & (xy <= hi)).all(axis=1)]
 
 
 def _box_distance(xy: np.ndarray, box: np.ndarray) -> np.ndarray:
@@ -345,15 +357,7 @@ def _box_distance(xy: np.ndarray, box: np.ndarray) -> np.ndarray:
 def _strip(polygon, line, others: np.ndarray, params: Params):
     """The strip of land along *line*, as wide as its clearance from the points *others*; ``None`` when too
     narrow."""
-    if shapely.get_num_coordinates(line) > 2:
-        x0, y0, x1, y1 = shapely.bounds(line)
-        w = params.join_max_width
-        near = others[(others[:, 0] >= x0 - w) & (others[:, 0] <= x1 + w) & (others[:, 1] >= y0 - w)
-                      & (others[:, 1] <= y1 + w)]
-        clearance = float(shapely.distance(line, _multipoint(near))) if len(near) else np.inf
-    else:
-        clearance = _clearance(line, others)
-    width = min(clearance, params.join_max_width)
+    width = min(_clearance(line, others, within=params.join_max_width), params.join_max_width)
     if width < params.join_min_width:
         return None
     strip = shapely.intersection(shapely.buffer(line, width / 2), polygon)
@@ -569,7 +573,7 @@ def split_blocks(polygon, blocks: np.ndarray, xy: np.ndarray, labels: np.ndarray
     if guide_xy is None or not len(guide_xy):
         guide_xy, guide_labels = np.zeros((0, 2)), np.zeros(0, dtype=labels.dtype)
     seeds_in = [np.arange(len(xy))] if len(blocks) == 1 else _by_block(blocks, xy)
-    geoms, owners, todo, mixed = [], [], [], []
+    geoms, owners, todo, mixed_blocks = [], [], [], []
     for b, blk in enumerate(blocks):
         idx = seeds_in[b]
         if not len(idx):
@@ -578,12 +582,12 @@ def split_blocks(polygon, blocks: np.ndarray, xy: np.ndarray, labels: np.ndarray
             geoms.append(blk)
             owners.append(labels[idx[0]])
         else:
-            mixed.append(b)
+            mixed_blocks.append(b)
     # guides matter in mixed blocks only (the whole commune when it is one block, with those a little outside)
-    guides_in = [np.arange(len(guide_xy))] if len(blocks) == 1 else _by_block(blocks[mixed], guide_xy)
+    guides_in = [np.arange(len(guide_xy))] if len(blocks) == 1 else _by_block(blocks[mixed_blocks], guide_xy)
     mixed = [(blocks[b], *_dedupe(np.vstack([xy[seeds_in[b]], guide_xy[g]]),
                                   np.concatenate([labels[seeds_in[b]], guide_labels[g]])))
-             for b, g in zip(mixed, guides_in)]
+             for b, g in zip(mixed_blocks, guides_in)]
     for res in voronoi_labels_many(mixed):
         for lab, g in res.items():
             geoms.append(g)
