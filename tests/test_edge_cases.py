@@ -88,6 +88,23 @@ def test_frontier_keeps_every_point_it_cannot_triangulate():
     assert not _frontier(np.r_[pts[1:], [[500.0, 500.0]]], np.r_[np.zeros(39, dtype=int), 1]).all()
 
 
+def test_points_by_block_match_a_point_in_polygon_test():
+    # small blocks, a large one among them, one beyond the points, an empty one, a point on a shared corner
+    rng = np.random.default_rng(3)
+    small = [shapely.box(x, y, x + 10, y + 10) for x in range(0, 200, 10) for y in range(0, 100, 10)]
+    blocks = np.array(small + [shapely.box(0, 100, 5000, 3000), shapely.box(9000, 9000, 9010, 9010),
+                               shapely.Polygon(), shapely.Polygon([(0, 0), (30, 0), (0, 30)])], dtype=object)
+    xy = np.vstack([rng.uniform([0, 0], [5000, 3000], (3000, 2)), [[10.0, 10.0], [9005.0, 9005.0]]])
+    got = tessellation._by_block(blocks, xy)
+    expect = [[] for _ in blocks]
+    for i, (x, y) in enumerate(xy):
+        hit = [b for b, blk in enumerate(blocks) if blk.intersects(shapely.Point(x, y))]
+        if hit:
+            expect[hit[0]].append(i)  # a point on a shared edge counts in the lowest block
+    assert [list(g) for g in got] == expect
+    assert 3000 in got[0] and list(got[len(small) + 1]) == [3001] and sum(map(len, got)) > 2800
+
+
 def test_two_points_and_identical_points():
     pts = np.array([[X0 + 250, Y0 + 500], [X0 + 750, Y0 + 500]])
     poly = shapely.box(X0, Y0, X0 + 1000, Y0 + 1000)
