@@ -449,7 +449,7 @@ def clean_fragments(polygon, pieces: dict, xy: np.ndarray, labels: np.ndarray, w
         return pieces
     movable.sort(key=lambda i: (addr[i], area[i], str(owner[i]), parts[i].centroid.x, parts[i].centroid.y))
     for i in movable:
-        near = tree.query(parts[i], predicate="dwithin", distance=1e-6)
+        near = tree.query(parts[i], predicate="intersects")
         near = [j for j in near if j != i and owner[j] != owner[i]]
         if not near:
             continue
@@ -460,7 +460,7 @@ def clean_fragments(polygon, pieces: dict, xy: np.ndarray, labels: np.ndarray, w
             # the neighbour cut to the piece's surroundings first: buffering a whole BV costs more than the rest
             near_j = shapely.clip_by_rect(parts[j], x0 - 1, y0 - 1, x1 + 1, y1 + 1)
             shared[owner[j]] = shared.get(owner[j], 0.0) + shapely.length(
-                shapely.intersection(ring, shapely.buffer(near_j, 1e-6)))
+                shapely.intersection(ring, shapely.boundary(near_j)))
         best = max(sorted(shared), key=lambda lab: shared[lab])
         if shared[best] > 0:
             owner[i] = best
