@@ -63,6 +63,7 @@ def voronoi_labels_many(items: list) -> list:
     keep = _frontier(allxy, np.concatenate(codes + [np.arange(base, base + 4)]))
     cells = _cells(allxy[keep], int(keep[:-4].sum()))
     start = kept = 0
+    merged, back, whose = [], [], []
     for i, k in enumerate(todo):
         polygon, xy, labels = items[k]
         mine = keep[start:start + len(xy)]
@@ -70,15 +71,22 @@ def voronoi_labels_many(items: list) -> list:
         own = cells[kept:kept + int(mine.sum())]
         kept += len(own)
         labels = labels[mine]
-        back = mid - shift[i]
-        res = {}
         order = np.argsort(labels, kind="stable")
         ordered = labels[order]
         for idx in np.split(order, np.flatnonzero(ordered[1:] != ordered[:-1]) + 1):
-            # back to real coordinates before the cut by the polygon: its outline keeps its exact vertices
-            merged = shapely.transform(_union(own[idx]), lambda c: c + back)
-            res[labels[idx[0]]] = shapely.intersection(merged, polygon)
-        out[k] = res
+            merged.append(_union(own[idx]))
+            back.append(mid - shift[i])
+            whose.append((k, labels[idx[0]]))
+    # back to real coordinates before the cut by the polygon: its outline keeps its exact vertices
+    merged = np.array(merged, dtype=object)
+    coords = shapely.get_coordinates(merged)
+    coords += np.repeat(np.array(back), shapely.get_num_coordinates(merged), axis=0)
+    merged = shapely.set_coordinates(merged, coords)
+    pieces = shapely.intersection(merged, np.array([items[k][0] for k, _ in whose], dtype=object))
+    for (k, lab), piece in zip(whose, pieces):
+        if out[k] is None:
+            out[k] = {}
+        out[k][lab] = piece
     return out
 
 
