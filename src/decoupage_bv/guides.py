@@ -69,13 +69,16 @@ def street_guides(unit: np.ndarray, bv: np.ndarray, x: np.ndarray, y: np.ndarray
     ok = (number >= 0) & (street != "")
     if ok.sum() < 2:
         return empty
-    d = pd.DataFrame({"unit": np.asarray(unit)[ok], "street": street[ok], "side": number[ok] % 2,
-                      "n": number[ok], "bv": np.asarray(bv)[ok], "x": np.asarray(x, dtype=float)[ok],
-                      "y": np.asarray(y, dtype=float)[ok]})
-    d = d.sort_values(["unit", "street", "side", "n", "x", "y", "bv"], kind="stable").reset_index(drop=True)
-    group = d.groupby(["unit", "street", "side"], sort=False).ngroup().to_numpy()
-    n, b = d["n"].to_numpy(), d["bv"].to_numpy()
-    xy = d[["x", "y"]].to_numpy()
+    # sorted by unit, street, side, number, then position and BV (codes of sorted distinct values sort alike)
+    unit_code, unit_names = pd.factorize(np.asarray(unit)[ok], sort=True)
+    street_code = pd.factorize(street[ok], sort=True)[0]
+    n, b = number[ok], np.asarray(bv)[ok]
+    xy = np.c_[np.asarray(x, dtype=float)[ok], np.asarray(y, dtype=float)[ok]]
+    order = np.lexsort((b, xy[:, 1], xy[:, 0], n, n % 2, street_code, unit_code))
+    keys = np.c_[unit_code, street_code, n % 2][order]
+    n, b, xy = n[order], b[order], xy[order]
+    group = np.cumsum(np.r_[True, (keys[1:] != keys[:-1]).any(axis=1)]) - 1
+    unit_of = np.asarray(unit_names, dtype=object)[keys[:, 0]]
     step = params.guide_step
     parts = []
 
@@ -111,6 +114,6 @@ def street_guides(unit: np.ndarray, bv: np.ndarray, x: np.ndarray, y: np.ndarray
     if not parts:
         return empty
     src = np.concatenate([p[0] for p in parts])
-    return pd.DataFrame({"unit": d["unit"].to_numpy()[src], "bv": np.concatenate([p[1] for p in parts]),
+    return pd.DataFrame({"unit": unit_of[src], "bv": np.concatenate([p[1] for p in parts]),
                          "x": np.concatenate([p[2][:, 0] for p in parts]),
                          "y": np.concatenate([p[2][:, 1] for p in parts])})
