@@ -12,7 +12,7 @@ from decoupage_bv import InputError, Params, build
 from decoupage_bv.cli import main
 from decoupage_bv.pipeline import tiling_errors
 from decoupage_bv import tessellation
-from decoupage_bv.tessellation import _frontier, tessellate_unit, voronoi_labels_many
+from decoupage_bv.tessellation import tessellate_unit, voronoi_labels_many
 
 X0, Y0 = 650000.0, 6860000.0
 ONE = square_communes([("31001", "Alpha", X0, Y0, 1000.0)])
@@ -59,33 +59,74 @@ def test_blocks_in_one_diagram_equal_their_own_diagrams():
     assert abs(shapely.bounds(together[0][1])[2] - (X0 + 990)) < 1e-6
 
 
-def test_frontier_points_alone_give_the_same_regions(monkeypatch):
-    # BVs as the nearest of 8 centres, with a few addresses of another BV inside: the diagram of the
-    # points on a frontier between labels gives the regions of the diagram of every point
+def _same_regions(got: dict, expect: dict, polygon) -> None:
+    assert sorted(got) == sorted(expect)
+    for lab in got:
+        assert shapely.symmetric_difference(got[lab], expect[lab]).area < 1e-6
+    assert abs(sum(g.area for g in got.values()) - polygon.area) < 1e-6
+
+
+def _from_cells_only(monkeypatch):
+    monkeypatch.setattr(tessellation, "_regions", lambda xy, codes, n: None)
+
+
+def test_regions_from_the_triangulation_equal_dissolved_voronoi_cells(monkeypatch):
+    # BVs as the nearest of 8 centres, with addresses of other BVs inside (holes, islands in islands)
     rng = np.random.default_rng(3)
     xy = np.c_[X0 + rng.uniform(0, 3000, 4000), Y0 + rng.uniform(0, 2000, 4000)]
     centres = np.c_[X0 + rng.uniform(0, 3000, 8), Y0 + rng.uniform(0, 2000, 8)]
     labels = np.argmin(np.hypot(xy[:, None, 0] - centres[:, 0], xy[:, None, 1] - centres[:, 1]), axis=1)
     labels[rng.choice(4000, 40, replace=False)] = rng.integers(0, 8, 40)
     poly = shapely.box(X0 - 10, Y0 - 10, X0 + 3010, Y0 + 2010)
-    codes = np.unique(labels, return_inverse=True)[1]
-    assert 0.05 < _frontier(xy - xy.mean(axis=0), codes).mean() < 0.5
+    calls = []
+    monkeypatch.setattr(tessellation, "_regions_from_cells", lambda *a: calls.append(a))
     fast = voronoi_labels_many([(poly, xy, labels)])[0]
-    monkeypatch.setattr(tessellation, "_frontier", lambda xy, codes: np.ones(len(xy), dtype=bool))
-    every = voronoi_labels_many([(poly, xy, labels)])[0]
-    assert sorted(fast) == sorted(every) == list(range(8))
-    for lab in fast:
-        assert shapely.symmetric_difference(fast[lab], every[lab]).area < 1e-6
+    assert not calls  # no fallback
+    assert shapely.get_num_interior_rings(shapely.get_parts(list(fast.values()))).sum() > 0
+    monkeypatch.undo()
+    _from_cells_only(monkeypatch)
+    _same_regions(fast, voronoi_labels_many([(poly, xy, labels)])[0], poly)
 
 
-def test_frontier_keeps_every_point_it_cannot_triangulate():
-    line = np.c_[np.arange(40.0), np.zeros(40)]  # collinear: no triangle
-    assert _frontier(line, np.repeat([0, 1], 20)).all()
-    rng = np.random.default_rng(0)  # two points closer than the triangulation's tolerance
-    pts = rng.uniform(0, 100, (40, 2))
-    pts[1] = pts[0] + 1e-12
-    assert _frontier(pts, np.zeros(40, dtype=int)).all()
-    assert not _frontier(np.r_[pts[1:], [[500.0, 500.0]]], np.r_[np.zeros(39, dtype=int), 1]).all()
+def test_regions_on_a_lattice_where_four_cells_meet(monkeypatch):
+    # a regular grid: every four neighbours are cocircular; checkered labels meet at single points
+    gx, gy = np.meshgrid(np.arange(20.0), np.arange(20.0))
+    xy = np.c_[X0 + 10 * gx.ravel(), Y0 + 10 * gy.ravel()]
+    labels = ((gx.ravel() // 5) % 2 + 2 * ((gy.ravel() // 5) % 2)).astype(int)
+    labels[(gx.ravel() >= 8) & (gx.ravel() < 12) & (gy.ravel() >= 8) & (gy.ravel() < 12)] = \
+        ((gx.ravel() + gy.ravel()) % 2)[(gx.ravel() >= 8) & (gx.ravel() < 12) & (gy.ravel() >= 8) & (gy.ravel() < 12)]
+    poly = shapely.box(X0 - 5, Y0 - 5, X0 + 195, Y0 + 195)
+    got = voronoi_labels_many([(poly, xy, labels)])[0]
+    assert all(g.is_valid for g in got.values())
+    _from_cells_only(monkeypatch)
+    _same_regions(got, voronoi_labels_many([(poly, xy, labels)])[0], poly)
+
+
+def test_regions_that_do_not_cover_their_polygon_go_to_geos(monkeypatch):
+    rng = np.random.default_rng(0)
+    pts = np.c_[X0 + rng.uniform(0, 100, 40), Y0 + rng.uniform(0, 100, 40)]
+    poly = shapely.box(X0 - 1, Y0 - 1, X0 + 101, Y0 + 101)
+    labels = np.arange(40) % 3
+    good = voronoi_labels_many([(poly, pts, labels)])[0]
+    regions = tessellation._regions
+
+    def overlapping(xy, codes, n):  # one region grown over its neighbours
+        geoms, code = regions(xy, codes, n)
+        geoms[0] = shapely.convex_hull(shapely.union_all(geoms))
+        return geoms, code
+
+    monkeypatch.setattr(tessellation, "_regions", overlapping)
+    _same_regions(voronoi_labels_many([(poly, pts, labels)])[0], good, poly)
+    # points closer than startinpy's tolerance: no triangulation of ours (callers keep points 5 cm apart)
+    pts[1] = pts[0] + 1e-11
+    assert tessellation._triangles(pts - pts.mean(axis=0)) is None
+
+
+def test_cycles_of_a_permutation():
+    following = np.array([3, 0, 4, 1, 2, 5])  # 0 → 3 → 1 → 0, 2 → 4 → 2, 5 → 5
+    cycle, rank = tessellation._cycles(following)
+    assert cycle.tolist() == [0, 0, 2, 0, 2, 5]
+    assert rank.tolist() == [0, 2, 0, 1, 1, 0]
 
 
 def test_points_by_block_match_a_point_in_polygon_test():

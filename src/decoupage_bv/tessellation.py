@@ -26,15 +26,15 @@ def voronoi_labels(polygon, xy: np.ndarray, labels: np.ndarray) -> dict:
 
 
 def voronoi_labels_many(items: list) -> list:
-    """:func:`voronoi_labels` of each ``(polygon, xy, labels)`` of *items*, from one GEOS diagram.
+    """:func:`voronoi_labels` of each ``(polygon, xy, labels)`` of *items*, from one diagram.
 
     Each item is moved to a place of its own (:func:`_pack`), far enough from the others that its own
     points own the whole of its polygon: the cells inside it are those of its own diagram, and one call
     replaces hundreds of small ones. Four far-away guard points make every configuration non-degenerate
-    (one or two points, collinear points) and guarantee that the cells cover each polygon. The diagram is
-    computed around a local origin: in Lambert-93 metres (millions), GEOS can return invalid cells for the
-    long rows of collinear points of a block's sampled outline. Only the points on a frontier between
-    labels go into it (:func:`_frontier`): the regions are the same.
+    (one or two points, collinear points) and guarantee that the regions cover each polygon. The diagram is
+    computed around a local origin (Lambert-93 metres are millions). The regions come straight from the
+    Delaunay triangulation (:func:`_regions`); should they fail its checks or not cover each polygon once,
+    from GEOS's Voronoi cells, dissolved (:func:`_regions_from_cells`).
     """
     out = [None] * len(items)
     todo = []
@@ -54,70 +54,169 @@ def voronoi_labels_many(items: list) -> list:
     mid = (plo + phi) / 2
     far = 20 * max(*(phi - plo), 1.0)
     guards = np.array([[-far, -far], [far, -far], [far, far], [-far, far]])
-    codes, base = [], 0
+    codes, uniques, base = [], [], 0
     for k in todo:  # one code per (item, label): points of two items never count as the same BV
-        inverse = np.unique(items[k][2], return_inverse=True)[1]
+        uniq, inverse = np.unique(items[k][2], return_inverse=True)
         codes.append(inverse + base)
-        base += int(inverse.max()) + 1
+        uniques.append(uniq)
+        base += len(uniq)
     allxy = np.vstack([pts - mid, guards])
-    keep = _frontier(allxy, np.concatenate(codes + [np.arange(base, base + 4)]))
-    cells = _cells(allxy[keep], int(keep[:-4].sum()))
-    start = kept = 0
-    merged, back, whose = [], [], []
-    for i, k in enumerate(todo):
-        polygon, xy, labels = items[k]
-        mine = keep[start:start + len(xy)]
-        start += len(xy)
-        own = cells[kept:kept + int(mine.sum())]
-        kept += len(own)
-        labels = labels[mine]
-        order = np.argsort(labels, kind="stable")
-        ordered = labels[order]
-        for idx in np.split(order, np.flatnonzero(ordered[1:] != ordered[:-1]) + 1):
-            merged.append(_union(own[idx]))
-            back.append(mid - shift[i])
-            whose.append((k, labels[idx[0]]))
-    # back to real coordinates before the cut by the polygon: its outline keeps its exact vertices
-    merged = np.array(merged, dtype=object)
-    coords = shapely.get_coordinates(merged)
-    coords += np.repeat(np.array(back), shapely.get_num_coordinates(merged), axis=0)
-    merged = shapely.set_coordinates(merged, coords)
-    pieces = shapely.intersection(merged, np.array([items[k][0] for k, _ in whose], dtype=object))
-    for (k, lab), piece in zip(whose, pieces):
-        if out[k] is None:
-            out[k] = {}
-        out[k][lab] = piece
+    allcodes = np.concatenate(codes + [np.arange(base, base + 4)])
+    item_of = np.repeat(np.arange(len(todo)), [len(u) for u in uniques])
+    polygons = np.array([items[k][0] for k in todo], dtype=object)
+    for regions in (_regions, _regions_from_cells):
+        found = regions(allxy, allcodes, base)
+        if found is None:
+            continue
+        geoms, code = found
+        # back to real coordinates before the cut by the polygon: its outline keeps its exact vertices
+        coords = shapely.get_coordinates(geoms)
+        coords += np.repeat(mid - shift[item_of[code]], shapely.get_num_coordinates(geoms), axis=0)
+        pieces = shapely.intersection(shapely.set_coordinates(geoms, coords), polygons[item_of[code]])
+        if regions is _regions_from_cells or _covers(pieces, item_of[code], polygons):
+            break
+    label_of = np.concatenate(uniques)
+    for k in todo:
+        out[k] = {}
+    for c, piece in zip(code, pieces):
+        out[todo[item_of[c]]][label_of[c]] = piece
     return out
 
 
-def _frontier(xy: np.ndarray, codes: np.ndarray) -> np.ndarray:
-    """Mask of the points of *xy* with a Delaunay neighbour of another code.
+def _covers(pieces: np.ndarray, item: np.ndarray, polygons: np.ndarray) -> bool:
+    """Whether the pieces of each polygon add up to its area (no region missing, none counted twice)."""
+    total = np.bincount(item, weights=shapely.area(pieces), minlength=len(polygons))
+    area = shapely.area(polygons)
+    return bool((np.abs(total - area) <= 1e-7 * np.maximum(area, 1.0)).all())
 
-    The region of a code (the union of its points' Voronoi cells) depends on these points only: deleting a
-    point hands its cell to its Delaunay neighbours, all of its code when it is not on the frontier, and they
-    remain so as the others go. The diagram of the frontier alone gives the same regions with a fraction
-    of the cells (a fifth in a city). The triangulation is startinpy's (robust predicates); it walks from
-    the last point inserted, so points go in along a Morton curve. Should it merge two points, every point
-    is kept, and so with no triangle at all (collinear points).
+
+def _regions(xy: np.ndarray, codes: np.ndarray, n: int):
+    """Regions of codes ``0 … n-1`` (each the union of the Voronoi cells of its points) from the Delaunay
+    triangulation: ``(geometries, codes)``, one geometry per code; ``None`` when a check fails.
+
+    The limit between two regions is made of the Voronoi edges dual to the Delaunay edges between their
+    points: each joins the circumcentres of the edge's two triangles. Oriented with its region on the left,
+    each edge leaves a triangle that the region's next edge enters, so the rings chain by sorting alone
+    (counter-clockwise: a region's outline; clockwise: a hole, another region inside it). No cell is built
+    and none dissolved. Points of codes ``n`` and above (the guards) only bound the others.
     """
+    tri = _triangles(xy)
+    if tri is None:
+        return None
+    m, npts = len(tri), len(xy)
+    a, b, c = xy[tri[:, 0]], xy[tri[:, 1]], xy[tri[:, 2]]
+    bx, by, cx, cy = b[:, 0] - a[:, 0], b[:, 1] - a[:, 1], c[:, 0] - a[:, 0], c[:, 1] - a[:, 1]
+    d = 2 * (bx * cy - by * cx)
+    b2, c2 = bx * bx + by * by, cx * cx + cy * cy
+    centre = np.c_[a[:, 0] + (cy * b2 - by * c2) / d, a[:, 1] + (bx * c2 - cx * b2) / d]
+    if not np.isfinite(centre).all():
+        return None
+    # directed edges u → v of the counter-clockwise triangles: triangle e // 3 lies left of edge e
+    u, v = tri.ravel(), tri[:, [1, 2, 0]].ravel()
+    key = u * npts + v
+    by_key = np.argsort(key)
+    cut = np.flatnonzero((codes[u] != codes[v]) & (codes[u] < n))
+    twin = _lookup(key[by_key], v[cut] * npts + u[cut])
+    if twin is None:
+        return None
+    # the limit edge dual to u → v, u's region on its left: from the triangle right of u → v to the left one
+    start, end, code = by_key[twin] // 3, cut // 3, codes[u[cut]]
+    leaving = code * m + start
+    by_start = np.argsort(leaving)
+    if (np.diff(leaving[by_start]) == 0).any():
+        return None
+    following = _lookup(leaving[by_start], code * m + end)
+    if following is None:
+        return None
+    ring, rank = _cycles(by_start[following])
+    order = np.lexsort((rank, ring))
+    ring, ring_xy = ring[order], centre[start[order]]
+    first = np.flatnonzero(np.r_[True, ring[1:] != ring[:-1]])
+    ring_code = code[order][first]
+    after = np.arange(1, len(ring_xy) + 1)
+    after[np.r_[first[1:], len(ring_xy)] - 1] = first
+    area = np.add.reduceat(ring_xy[:, 0] * ring_xy[after, 1] - ring_xy[after, 0] * ring_xy[:, 1], first) / 2
+    rings = shapely.linearrings(ring_xy, indices=np.repeat(np.arange(len(first)), np.diff(np.r_[first, len(ring_xy)])))
+    shell, hole = np.flatnonzero(area > 0), np.flatnonzero(area < 0)
+    polys = shapely.polygons(rings[shell])
+    if len(hole):
+        # each hole goes to the smallest outline of its region around it
+        inside = shapely.point_on_surface(shapely.polygons(rings[hole]))
+        hi, si = STRtree(polys).query(inside, predicate="within")
+        ok = (ring_code[shell[si]] == ring_code[hole[hi]]) & (area[shell[si]] > -area[hole[hi]])
+        hi, si = hi[ok], si[ok]
+        pick = np.lexsort((area[shell[si]], hi))
+        hi, si = hi[pick], si[pick]
+        nearest = np.r_[True, hi[1:] != hi[:-1]]
+        hi, si = hi[nearest], si[nearest]
+        if len(hi) != len(hole):
+            return None
+        order = np.argsort(si, kind="stable")
+        for group in np.split(order, np.flatnonzero(np.diff(si[order])) + 1):
+            polys[si[group[0]]] = shapely.Polygon(rings[shell[si[group[0]]]], list(rings[hole[hi[group]]]))
+    bad = ~shapely.is_valid(polys)
+    if bad.any():  # a ring that touches itself where four cells meet at one point: the same area, mended
+        polys[bad] = [_tidy(g) for g in shapely.make_valid(polys[bad])]
+    code = ring_code[shell]
+    order = np.argsort(code, kind="stable")
+    groups = np.split(order, np.flatnonzero(np.diff(code[order])) + 1)
+    if len(groups) != n or len(order) == 0:
+        return None
+    return np.array([polys[g[0]] if len(g) == 1 else shapely.multipolygons(shapely.get_parts(polys[g]))
+                     for g in groups], dtype=object), np.arange(n)
+
+
+def _regions_from_cells(xy: np.ndarray, codes: np.ndarray, n: int):
+    """:func:`_regions` through GEOS: the Voronoi cells of every point, dissolved by code."""
+    cells = _cells(xy, len(xy))
+    order = np.argsort(codes, kind="stable")
+    groups = np.split(order, np.flatnonzero(np.diff(codes[order])) + 1)[:n]
+    return np.array([_union(cells[g]) for g in groups], dtype=object), np.arange(n)
+
+
+def _lookup(sorted_keys: np.ndarray, keys: np.ndarray) -> np.ndarray | None:
+    """Positions of *keys* in *sorted_keys*; ``None`` when one is missing."""
+    if not len(sorted_keys):
+        return None if len(keys) else np.zeros(0, dtype=np.int64)
+    at = np.minimum(np.searchsorted(sorted_keys, keys), len(sorted_keys) - 1)
+    return at if (sorted_keys[at] == keys).all() else None
+
+
+def _cycles(following: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each element of the permutation *following*: its cycle (named by its smallest element) and its
+    rank along the cycle from that element. Pointer jumping: a few whole-array steps, no Python loop."""
+    n = len(following)
+    steps = int(np.ceil(np.log2(max(n, 2)))) + 1
+    cycle, jump = np.arange(n), following.copy()
+    for _ in range(steps):
+        cycle, jump = np.minimum(cycle, cycle[jump]), jump[jump]
+    root = cycle == np.arange(n)
+    back = np.empty(n, dtype=np.int64)
+    back[following] = np.arange(n)
+    back[root] = np.flatnonzero(root)  # each cycle cut open before its smallest element
+    rank = (~root).astype(np.int64)
+    for _ in range(steps):
+        rank, back = rank + rank[back], back[back]
+    return cycle, rank
+
+
+def _triangles(xy: np.ndarray) -> np.ndarray | None:
+    """Delaunay triangles of *xy* (point indices, counter-clockwise); ``None`` when the triangulation merges
+    two points or has no triangle. startinpy (robust predicates) walks from the last point inserted, so the
+    points go in along a Morton curve."""
     import startinpy
 
-    keep = np.ones(len(xy), dtype=bool)
-    if len(xy) < 16:
-        return keep
     order = _morton(xy)
     dt = startinpy.DT()
     dt.snap_tolerance = 1e-9
     dt.insert(np.c_[xy[order], np.zeros(len(xy))])
-    if dt.number_of_vertices() != len(xy) or dt.number_of_triangles() == 0:  # merged or all collinear
-        return keep
+    if dt.number_of_vertices() != len(xy) or dt.number_of_triangles() == 0:
+        return None
     tri = order[np.asarray(dt.triangles, dtype=np.int64) - 1]  # startinpy's vertex 0 is the point at infinity
-    c = codes[tri]
-    keep[:] = False
-    for a, b in ((0, 1), (1, 2), (2, 0)):
-        cut = c[:, a] != c[:, b]
-        keep[tri[cut, a]] = keep[tri[cut, b]] = True
-    return keep
+    a, b, c = xy[tri[:, 0]], xy[tri[:, 1]], xy[tri[:, 2]]
+    clockwise = (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) < (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
+    tri[clockwise] = tri[clockwise][:, ::-1]
+    return tri
 
 
 def _morton(xy: np.ndarray) -> np.ndarray:
