@@ -755,7 +755,13 @@ def split_blocks(polygon, blocks: np.ndarray, xy: np.ndarray, labels: np.ndarray
     keep = ~shapely.is_empty(geoms)
     geoms, owners = geoms[keep], owners[keep]
     if len(blocks) > 1:  # the cells of one Voronoi diagram already share their edges exactly
-        geoms = shapely.coverage_clean(geoms)
+        # only cut pieces add vertices to a shared edge: clean them and the blocks around them (whole blocks
+        # share their edges exactly, being faces of one set of lines)
+        whole = np.isin(np.array([id(g) for g in geoms]), np.array([id(b) for b in blocks]))
+        if not whole.all():
+            cut = np.flatnonzero(~whole)
+            near = np.unique(np.r_[cut, STRtree(geoms).query(geoms[cut], predicate="intersects")[1]])
+            geoms[near] = shapely.coverage_clean(geoms[near])
     out = {}
     order = np.argsort(owners, kind="stable")
     for idx in np.split(order, np.flatnonzero(np.diff(owners[order])) + 1):
