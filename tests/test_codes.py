@@ -70,3 +70,19 @@ def test_assign_codes_bv_real_shapes():
 ])
 def test_circonscription_label(raw, dept, expected):
     assert codes.circonscription_label(raw, dept) == expected
+
+
+@pytest.mark.parametrize("dtype", ["string[pyarrow]", object])
+def test_parse_numbers_plain_and_french(dtype):
+    import numpy as np
+    import pandas as pd
+
+    from decoupage_bv.sources import parse_numbers
+
+    plain = pd.Series(["1.5", "-3e2", None, "2", "0.000001"], dtype=dtype)
+    assert np.array_equal(parse_numbers(plain).to_numpy(), [1.5, -300.0, np.nan, 2.0, 1e-6], equal_nan=True)
+    # decimal commas, spaces, text: not for Arrow's parser; the same answers as before, row by row
+    mixed = pd.Series([" 2,45", "1 234", "abc", "", "7"], dtype=dtype)
+    assert np.array_equal(parse_numbers(mixed).to_numpy(), [2.45, np.nan, np.nan, np.nan, 7.0], equal_nan=True)
+    assert np.array_equal(parse_numbers(mixed, drop_spaces=True).to_numpy(), [2.45, 1234.0, np.nan, np.nan, 7.0],
+                          equal_nan=True)
