@@ -100,3 +100,18 @@ def test_outline_leak_check():
         raw = gpd.read_file(off).dissolve("code_insee", as_index=False).rename(columns={"code_insee": "code"})
         leaky = outline_leak(raw, off)
         assert leaky["interior_limit_share"].min() > 0.5
+
+
+def test_arrow_and_python_parsers_agree_on_ascii_labels():
+    from decoupage_bv.guides import _parse_ascii, _parse_python
+
+    rng = np.random.default_rng(0)
+    pieces = list("0123456789  ,bisterquaBISTERQUXzZ\t\x1c\x0b-_'.") + ["bis", "ter", "quater", "quinquies", "75001",
+                                                                     "1234567", " Rue", " Paris", "\n"]
+    labels = ["33t Avenue Duquesne 75007 Paris", "12 bis, rue X 75001", "12b-Rue", "123456 Rue 75001 Paris", "",
+              "  7 ,, Quai  ", "7 Rue 7500 Paris", "7 Rue A75001 Paris", "1 Rue 75001Paris", "QUAI 12"]
+    labels += ["".join(rng.choice(pieces, rng.integers(0, 12))) for _ in range(20_000)]
+    labels = np.array(labels, dtype=object)
+    py, arrow = _parse_python(labels), _parse_ascii(labels)
+    assert (py[0] == arrow[0]).all() and (py[1] == arrow[1]).all()
+    assert py[0][:4].tolist() == [33, 12, 12, 12345] and py[1][:4].tolist() == ["Avenue Duquesne", "rue X", "-Rue", "6 Rue"]

@@ -26,6 +26,11 @@ from .settings import Params
 # and an optional postcode backtracks at every character)
 _NUMBER = re.compile(r"\s*(?P<number>\d{1,5})\s*(?:(?:bis|ter|quater|quinquies|[a-z])\b)?[\s,]*", re.IGNORECASE)
 _POSTCODE = re.compile(r"\s*\b\d{5}\b")
+# the same for Arrow's RE2, on ASCII text only: there, Python's \s is this class and both engines' \b and [a-z]
+# agree
+_WS = r"\t\n\x0b\x0c\r\x1c-\x1f "
+_NUMBER_RE2 = rf"(?is)^[{_WS}]*(?P<number>\d{{1,5}})[{_WS}]*(?:(?:bis|ter|quater|quinquies|[a-z])\b)?[{_WS},]*(?P<rest>.*)$"
+_POSTCODE_TAIL_RE2 = rf"(?s)[{_WS}]*\b\d{{5}}\b.*$"  # the leftmost match starts where Python's search does
 
 
 def _street_key(name: str) -> str:
@@ -37,9 +42,33 @@ def parse_addresses(labels) -> tuple[np.ndarray, np.ndarray]:
     """House number (``-1`` when none) and normalised street name (``''`` when none) of each address label."""
     # a list of electors repeats each address: parse each distinct label once
     row_label, distinct = pd.factorize(pd.Series(labels, dtype=object).fillna("").astype(str))
+    numbers, names = _parse(np.asarray(distinct, dtype=object))
+    # street names repeat: normalise each distinct one once
+    inverse, uniq = pd.factorize(pd.Series(names, dtype=object))
+    keys = np.array([_street_key(u) for u in uniq] + [""], dtype=object)
+    keys[np.array([k.isdigit() for k in keys], dtype=bool)] = ""
+    streets = keys[inverse].copy()
+    numbers[streets == ""] = -1
+    streets[numbers < 0] = ""
+    return numbers[row_label], streets[row_label]
+
+
+def _parse(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Number (``-1``) and raw street (``''``) of each label: ASCII labels through Arrow, the rest in Python."""
+    ascii_ = np.fromiter((v.isascii() for v in labels), dtype=bool, count=len(labels))
+    if ascii_.sum() < 1000:  # Arrow's fixed cost is not worth it
+        return _parse_python(labels)
+    numbers, names = np.full(len(labels), -1, dtype=np.int64), np.full(len(labels), "", dtype=object)
+    numbers[ascii_], names[ascii_] = _parse_ascii(labels[ascii_])
+    if not ascii_.all():
+        numbers[~ascii_], names[~ascii_] = _parse_python(labels[~ascii_])
+    return numbers, names
+
+
+def _parse_python(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     match, postcode = _NUMBER.match, _POSTCODE.search  # a plain loop: str.extract costs 3x more
     numbers, names = [], []
-    for v in distinct.tolist():
+    for v in labels.tolist():
         m = match(v)
         if m is None:
             numbers.append(-1)
@@ -49,15 +78,21 @@ def parse_addresses(labels) -> tuple[np.ndarray, np.ndarray]:
         p = postcode(rest)
         numbers.append(int(m.group("number")))
         names.append(rest[:p.start()] if p else rest.rstrip())
-    numbers = np.array(numbers, dtype=np.int64)
-    # street names repeat: normalise each distinct one once
-    inverse, uniq = pd.factorize(pd.Series(names, dtype=object))
-    keys = np.array([_street_key(u) for u in uniq] + [""], dtype=object)
-    keys[np.array([k.isdigit() for k in keys], dtype=bool)] = ""
-    streets = keys[inverse].copy()
-    numbers[streets == ""] = -1
-    streets[numbers < 0] = ""
-    return numbers[row_label], streets[row_label]
+    return np.array(numbers, dtype=np.int64), np.array(names, dtype=object)
+
+
+def _parse_ascii(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_parse_python` of ASCII labels, by Arrow (1.5x to 2x faster; the same answers, see the tests)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    m = pc.extract_regex(pa.array(labels.tolist(), type=pa.string()), _NUMBER_RE2)
+    rest = pc.struct_field(m, "rest")  # unlike .field(), null where the label did not match
+    # up to the postcode, or all of it without trailing spaces when there is none (as Python's rstrip)
+    name = pc.utf8_rtrim(pc.replace_substring_regex(rest, _POSTCODE_TAIL_RE2, "", max_replacements=1),
+                         characters=" \t\n\x0b\x0c\r\x1c\x1d\x1e\x1f")
+    numbers = pc.fill_null(pc.cast(pc.struct_field(m, "number"), pa.int64()), -1).to_numpy(zero_copy_only=False)
+    return numbers.astype(np.int64), pc.fill_null(name, "").to_numpy(zero_copy_only=False).astype(object)
 
 
 def street_guides(unit: np.ndarray, bv: np.ndarray, x: np.ndarray, y: np.ndarray, address: np.ndarray,
