@@ -665,36 +665,46 @@ def _fill_empty(blocks: np.ndarray, todo: list, geoms: list, owners: list, step:
         arr = np.array(geoms, dtype=object)
         own = np.array(owners)
         tree = STRtree(arr)
-        left, split = [], []
         near = tree.query(blocks[todo], predicate="dwithin", distance=0.05)  # the pieces around each block
         near_labels = [set() for _ in todo]
         for t, g in zip(*near):
             near_labels[t].add(owners[g])
+        # the outline of every block with several BVs around, sampled; each point takes its nearest piece's BV
+        several = [t for t in range(len(todo)) if len(near_labels[t]) > 1]
+        coords, which = shapely.get_coordinates(shapely.segmentize(shapely.boundary(blocks[[todo[t] for t in several]]),
+                                                                   step), return_index=True)
+        order = np.lexsort((coords[:, 1], coords[:, 0], which))  # by block, then x, then y
+        coords, which = coords[order], which[order]
+        fresh = np.ones(len(coords), dtype=bool)
+        fresh[1:] = (which[1:] != which[:-1]) | (coords[1:] != coords[:-1]).any(axis=1)
+        coords, which = coords[fresh], which[fresh]
+        ring = shapely.points(coords)
+        qi, gi = tree.query(ring, predicate="dwithin", distance=0.05)
+        order = np.lexsort((gi, shapely.distance(ring[qi], arr[gi]), qi))
+        qi, gi = qi[order], gi[order]
+        first = np.ones(len(qi), dtype=bool)
+        first[1:] = qi[1:] != qi[:-1]
+        qi, lab_of = qi[first], own[gi[first]]
+        bounds = np.searchsorted(which[qi], np.arange(len(several) + 1))
+        left, split = [], []
         for t, b in enumerate(todo):
             if len(near_labels[t]) == 1:  # one BV all around: no need to split
-                lab = next(iter(near_labels[t]))
                 geoms.append(blocks[b])
-                owners.append(lab)
+                owners.append(next(iter(near_labels[t])))
                 continue
             if not near_labels[t]:
                 left.append(b)
                 continue
-            ring = shapely.points(_unique_rows(shapely.get_coordinates(
-                shapely.segmentize(shapely.boundary(blocks[b]), step))))
-            qi, gi = tree.query(ring, predicate="dwithin", distance=0.05)
-            if not len(qi):
+            k = np.searchsorted(several, t)
+            mine = slice(bounds[k], bounds[k + 1])
+            labs = lab_of[mine]
+            if not len(labs):
                 left.append(b)
-                continue
-            dist = shapely.distance(ring[qi], arr[gi])
-            order = np.lexsort((gi, dist, qi))
-            qi, gi = qi[order], gi[order]
-            first = np.unique(qi, return_index=True)[1]
-            labs = own[gi[first]]
-            if len(np.unique(labs)) == 1:
+            elif (labs == labs[0]).all():
                 geoms.append(blocks[b])
                 owners.append(labs[0])
-                continue
-            split.append((blocks[b], shapely.get_coordinates(ring[qi[first]]), labs))
+            else:
+                split.append((blocks[b], coords[qi[mine]], labs))
         for res in voronoi_labels_many(split):
             for lab, g in res.items():
                 geoms.append(g)
