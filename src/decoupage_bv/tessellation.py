@@ -111,16 +111,20 @@ def _regions(xy: np.ndarray, codes: np.ndarray, n: int):
     centre = np.c_[a[:, 0] + (cy * b2 - by * c2) / d, a[:, 1] + (bx * c2 - cx * b2) / d]
     if not np.isfinite(centre).all():
         return None
-    # directed edges u → v of the counter-clockwise triangles: triangle e // 3 lies left of edge e
+    clockwise = d < 0  # startinpy's triangles are counter-clockwise; should one not be
+    tri[clockwise] = tri[clockwise][:, ::-1]
+    # directed edges u → v of the counter-clockwise triangles: triangle e // 3 lies left of edge e; those
+    # between codes are the limits, each met once from either side
     u, v = tri.ravel(), tri[:, [1, 2, 0]].ravel()
-    key = u * npts + v
+    between = np.flatnonzero(codes[u] != codes[v])
+    key = u[between] * npts + v[between]
     by_key = np.argsort(key)
-    cut = np.flatnonzero((codes[u] != codes[v]) & (codes[u] < n))
+    cut = between[codes[u[between]] < n]
     twin = _lookup(key[by_key], v[cut] * npts + u[cut])
     if twin is None:
         return None
     # the limit edge dual to u → v, u's region on its left: from the triangle right of u → v to the left one
-    start, end, code = by_key[twin] // 3, cut // 3, codes[u[cut]]
+    start, end, code = between[by_key[twin]] // 3, cut // 3, codes[u[cut]]
     leaving = code * m + start
     by_start = np.argsort(leaving)
     if (np.diff(leaving[by_start]) == 0).any():
@@ -201,7 +205,7 @@ def _cycles(following: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _triangles(xy: np.ndarray) -> np.ndarray | None:
-    """Delaunay triangles of *xy* (point indices, counter-clockwise); ``None`` when the triangulation merges
+    """Delaunay triangles of *xy* (point indices); ``None`` when the triangulation merges
     two points or has no triangle. startinpy (robust predicates) walks from the last point inserted, so the
     points go in along a Morton curve."""
     import startinpy
@@ -212,11 +216,7 @@ def _triangles(xy: np.ndarray) -> np.ndarray | None:
     dt.insert(np.c_[xy[order], np.zeros(len(xy))])
     if dt.number_of_vertices() != len(xy) or dt.number_of_triangles() == 0:
         return None
-    tri = order[np.asarray(dt.triangles, dtype=np.int64) - 1]  # startinpy's vertex 0 is the point at infinity
-    a, b, c = xy[tri[:, 0]], xy[tri[:, 1]], xy[tri[:, 2]]
-    clockwise = (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) < (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
-    tri[clockwise] = tri[clockwise][:, ::-1]
-    return tri
+    return order[np.asarray(dt.triangles, dtype=np.int64) - 1]  # startinpy's vertex 0 is the point at infinity
 
 
 def _morton(xy: np.ndarray) -> np.ndarray:
