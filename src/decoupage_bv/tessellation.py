@@ -172,7 +172,7 @@ def _regions(xy: np.ndarray, codes: np.ndarray, n: int):
 
 def _regions_from_cells(xy: np.ndarray, codes: np.ndarray, n: int):
     """:func:`_regions` through GEOS: the Voronoi cells of every point, dissolved by code."""
-    cells = _cells(xy, len(xy))
+    cells = _cells(xy)
     order = np.argsort(codes, kind="stable")
     groups = np.split(order, np.flatnonzero(np.diff(codes[order])) + 1)[:n]
     return np.array([_union(cells[g]) for g in groups], dtype=object), np.arange(n)
@@ -250,14 +250,14 @@ def _pack(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     return shift
 
 
-def _cells(xy: np.ndarray, n: int) -> np.ndarray:
-    """The Voronoi cells of the first *n* points of *xy*, in order; should GEOS still return an invalid
-    cell, the points are moved by a fixed sub-millimetre jitter and the diagram computed again."""
-    cells = shapely.get_parts(shapely.voronoi_polygons(_multipoint(xy), ordered=True))[:n]
+def _cells(xy: np.ndarray) -> np.ndarray:
+    """GEOS's Voronoi cells of *xy*, in order; should GEOS return an invalid cell, the points are moved by a
+    fixed sub-millimetre jitter and the diagram computed again."""
+    cells = shapely.get_parts(shapely.voronoi_polygons(_multipoint(xy), ordered=True))
     if shapely.is_valid(cells).all():
         return cells
     jitter = np.random.default_rng(0).uniform(-1e-4, 1e-4, size=xy.shape)
-    return shapely.make_valid(shapely.get_parts(shapely.voronoi_polygons(_multipoint(xy + jitter), ordered=True))[:n])
+    return shapely.make_valid(shapely.get_parts(shapely.voronoi_polygons(_multipoint(xy + jitter), ordered=True)))
 
 
 def _main_part(parts: list, count: np.ndarray) -> int:
@@ -577,12 +577,6 @@ def clean_fragments(polygon, pieces: dict, xy: np.ndarray, labels: np.ndarray, w
         if len(idx):
             out[lab] = shapely.union_all(parts[idx]) if len(idx) > 1 else parts[idx[0]]
     return out
-
-
-def _unique_rows(xy: np.ndarray) -> np.ndarray:
-    """``np.unique(xy, axis=0)`` (rows sorted by x, then y), without its slow structured sort."""
-    xy = xy[np.lexsort((xy[:, 1], xy[:, 0]))]
-    return xy[np.r_[True, (xy[1:] != xy[:-1]).any(axis=1)]] if len(xy) else xy
 
 
 def _dedupe(xy: np.ndarray, labels: np.ndarray, grid: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
