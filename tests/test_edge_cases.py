@@ -102,6 +102,38 @@ def test_regions_on_a_lattice_where_four_cells_meet(monkeypatch):
     _same_regions(got, voronoi_labels_many([(poly, xy, labels)])[0], poly)
 
 
+def test_regions_stay_valid_back_in_lambert93_metres():
+    # eight empty grid blocks of a synthetic département (a 250 m street grid), outlines sampled every 6 m, each
+    # point of one of two BVs ('-': no piece beside it): near the diagram's origin every region was valid; moved
+    # back to metres of millions, two vertices a hair apart met and GEOS refused the cut (seen in bench france)
+    x0, y0 = 1122035.1182348428, 6119613.768668733
+    blocks = [[(-2000, 1250), (-1750, 1250), (-1750, 1000), (-2000, 1000)],
+              [(1500, -1000), (1250, -1000), (1250, -750), (1500, -750)],
+              [(2250, -1000), (2401.646005, -1000), (2316.424504, -1020.725955), (2250, -1077.097706)],
+              [(750, -250), (500, -250), (500, 0), (750, 0)],
+              [(250, 0), (0, 0), (0, 250), (250, 250)],
+              [(500, 0), (250, 0), (250, 250), (500, 250)],
+              [(-1250, 500), (-1500, 500), (-1500, 750), (-1250, 750)],
+              [(-1500, 750), (-1750, 750), (-1750, 1000), (-1500, 1000)]]
+    marks = ["a" * 43 + "-" * 41 + "a" * 39 + "bbbb" + "a" * 41, "b" * 118 + "a" * 8 + "b" * 42,
+             "b" + "a" * 26 + "-" * 29 + "b" * 13, "b" * 85 + "a" * 83, "b" + "a" * 41 + "bbbb" + "a" * 81 + "-" * 41,
+             "b" * 43 + "-" * 41 + "a" + "-" * 41 + "a" * 42, "b" * 85 + "a" * 41 + "b" * 42,
+             "b" * 58 + "a" * 27 + "-" * 41 + "a" * 42]
+    items = []
+    for i, (corners, mark) in enumerate(zip(blocks, marks)):
+        block = shapely.Polygon([(x0 + dx, y0 + dy) for dx, dy in corners])
+        ring = shapely.get_coordinates(shapely.segmentize(shapely.boundary(block), 6.0))[:-1]
+        assert len(ring) == len(mark)
+        keep = np.array([m != "-" for m in mark])
+        xy, labels = ring[keep], np.array([2 * i + (m == "b") for m in mark if m != "-"])
+        order = np.lexsort((xy[:, 1], xy[:, 0]))
+        items.append((block, xy[order], labels[order]))
+    for (block, _, labels), got in zip(items, voronoi_labels_many(items)):
+        assert sorted(got) == sorted(set(labels.tolist()))
+        assert all(g.is_valid for g in got.values())
+        assert abs(sum(g.area for g in got.values()) - block.area) < 1e-6
+
+
 def test_regions_that_do_not_cover_their_polygon_go_to_geos(monkeypatch):
     rng = np.random.default_rng(0)
     pts = np.c_[X0 + rng.uniform(0, 100, 40), Y0 + rng.uniform(0, 100, 40)]

@@ -72,7 +72,16 @@ def voronoi_labels_many(items: list) -> list:
         # back to real coordinates before the cut by the polygon: its outline keeps its exact vertices
         coords = shapely.get_coordinates(geoms)
         coords += np.repeat(mid - shift[item_of[code]], shapely.get_num_coordinates(geoms), axis=0)
-        pieces = shapely.intersection(shapely.set_coordinates(geoms, coords), polygons[item_of[code]])
+        geoms = shapely.set_coordinates(geoms, coords)
+        bad = ~shapely.is_valid(geoms)
+        if bad.any():  # two vertices a hair apart near the origin can meet in metres of millions
+            geoms[bad] = [_tidy(g) for g in shapely.make_valid(geoms[bad])]
+        try:
+            pieces = shapely.intersection(geoms, polygons[item_of[code]])
+        except shapely.errors.GEOSException:
+            if regions is _regions:
+                continue
+            raise
         if regions is _regions_from_cells or _covers(pieces, item_of[code], polygons):
             break
     label_of = np.concatenate(uniques)
