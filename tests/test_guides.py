@@ -114,4 +114,5 @@ def test_arrow_and_python_parsers_agree_on_ascii_labels():
     labels = np.array(labels, dtype=object)
     py, arrow = _parse_python(labels), _parse_ascii(labels)
     assert (py[0] == arrow[0]).all() and (py[1] == arrow[1]).all()
-    assert py[0][:4].tolist() == [33, 12, 12, 12345] and py[1][:4].tolist() == ["Avenue Duquesne", "rue X", "-Rue", "6 Rue"]
+    assert py[0][:4].tolist() == [33, 12, 12, 12345]
+    assert py[1][:4].tolist() == ["Avenue Duquesne", "rue X", "-Rue", "6 Rue"]

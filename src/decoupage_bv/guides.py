@@ -29,7 +29,8 @@ _POSTCODE = re.compile(r"\s*\b\d{5}\b")
 # the same for Arrow's RE2, on ASCII text only: there, Python's \s is this class and both engines' \b and [a-z]
 # agree
 _WS = r"\t\n\x0b\x0c\r\x1c-\x1f "
-_NUMBER_RE2 = rf"(?is)^[{_WS}]*(?P<number>\d{{1,5}})[{_WS}]*(?:(?:bis|ter|quater|quinquies|[a-z])\b)?[{_WS},]*(?P<rest>.*)$"
+_NUMBER_RE2 = (rf"(?is)^[{_WS}]*(?P<number>\d{{1,5}})[{_WS}]*(?:(?:bis|ter|quater|quinquies|[a-z])\b)?[{_WS},]*"
+               r"(?P<rest>.*)$")
 _POSTCODE_TAIL_RE2 = rf"(?s)[{_WS}]*\b\d{{5}}\b.*$"  # the leftmost match starts where Python's search does
 
 
