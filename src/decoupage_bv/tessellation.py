@@ -164,16 +164,14 @@ def _regions(xy: np.ndarray, codes: np.ndarray, n: int):
         hi, si = hi[nearest], si[nearest]
         if len(hi) != len(hole):
             return None
-        order = np.argsort(si, kind="stable")
-        for group in np.split(order, np.flatnonzero(np.diff(si[order])) + 1):
+        for group in _groups(si):
             polys[si[group[0]]] = shapely.Polygon(rings[shell[si[group[0]]]], list(rings[hole[hi[group]]]))
     bad = ~shapely.is_valid(polys)
     if bad.any():  # a ring that touches itself where four cells meet at one point: the same area, mended
         polys[bad] = [_tidy(g) for g in shapely.make_valid(polys[bad])]
     code = ring_code[shell]
-    order = np.argsort(code, kind="stable")
-    groups = np.split(order, np.flatnonzero(np.diff(code[order])) + 1)
-    if len(groups) != n or len(order) == 0:
+    groups = _groups(code)
+    if len(groups) != n or len(code) == 0:
         return None
     return np.array([polys[g[0]] if len(g) == 1 else shapely.multipolygons(shapely.get_parts(polys[g]))
                      for g in groups], dtype=object), np.arange(n)
@@ -182,9 +180,14 @@ def _regions(xy: np.ndarray, codes: np.ndarray, n: int):
 def _regions_from_cells(xy: np.ndarray, codes: np.ndarray, n: int):
     """:func:`_regions` through GEOS: the Voronoi cells of every point, dissolved by code."""
     cells = _cells(xy)
-    order = np.argsort(codes, kind="stable")
-    groups = np.split(order, np.flatnonzero(np.diff(codes[order])) + 1)[:n]
-    return np.array([_union(cells[g]) for g in groups], dtype=object), np.arange(n)
+    return np.array([_union(cells[g]) for g in _groups(codes)[:n]], dtype=object), np.arange(n)
+
+
+def _groups(keys: np.ndarray) -> list:
+    """Positions of *keys* grouped by value: groups in the keys' order, positions ascending in each."""
+    order = np.argsort(keys, kind="stable")
+    ordered = keys[order]
+    return np.split(order, np.flatnonzero(ordered[1:] != ordered[:-1]) + 1)
 
 
 def _lookup(sorted_keys: np.ndarray, keys: np.ndarray) -> np.ndarray | None:
@@ -776,8 +779,7 @@ def split_blocks(polygon, blocks: np.ndarray, xy: np.ndarray, labels: np.ndarray
             near = np.unique(np.r_[cut, STRtree(geoms).query(geoms[cut], predicate="intersects")[1]])
             geoms[near] = shapely.coverage_clean(geoms[near])
     out = {}
-    order = np.argsort(owners, kind="stable")
-    for idx in np.split(order, np.flatnonzero(np.diff(owners[order])) + 1):
+    for idx in _groups(owners):
         out[owners[idx[0]]] = _union(geoms[idx]) if len(idx) > 1 else geoms[idx[0]]
     return out
 
