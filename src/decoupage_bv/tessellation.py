@@ -73,9 +73,10 @@ def voronoi_labels_many(items: list) -> list:
         coords = shapely.get_coordinates(geoms)
         coords += np.repeat(mid - shift[item_of[code]], shapely.get_num_coordinates(geoms), axis=0)
         geoms = shapely.set_coordinates(geoms, coords)
+        # mended where a ring touches itself (four cells meeting at one point), or where two vertices a hair
+        # apart near the diagram's origin meet in metres of millions
         bad = ~shapely.is_valid(geoms)
-        if bad.any():  # two vertices a hair apart near the origin can meet in metres of millions
-            geoms[bad] = [_tidy(g) for g in shapely.make_valid(geoms[bad])]
+        geoms[bad] = [_tidy(g) for g in geoms[bad]]
         try:
             pieces = shapely.intersection(geoms, polygons[item_of[code]])
         except shapely.errors.GEOSException:
@@ -101,7 +102,8 @@ def _covers(pieces: np.ndarray, item: np.ndarray, polygons: np.ndarray) -> bool:
 
 def _regions(xy: np.ndarray, codes: np.ndarray, n: int):
     """Regions of codes ``0 … n-1`` (each the union of the Voronoi cells of its points) from the Delaunay
-    triangulation: ``(geometries, codes)``, one geometry per code; ``None`` when a check fails.
+    triangulation: ``(geometries, codes)``, one geometry per code, not yet checked for validity; ``None`` when
+    a check fails.
 
     The limit between two regions is made of the Voronoi edges dual to the Delaunay edges between their
     points: each joins the circumcentres of the edge's two triangles. Oriented with its region on the left,
@@ -166,9 +168,6 @@ def _regions(xy: np.ndarray, codes: np.ndarray, n: int):
             return None
         for group in _groups(si):
             polys[si[group[0]]] = shapely.Polygon(rings[shell[si[group[0]]]], list(rings[hole[hi[group]]]))
-    bad = ~shapely.is_valid(polys)
-    if bad.any():  # a ring that touches itself where four cells meet at one point: the same area, mended
-        polys[bad] = [_tidy(g) for g in shapely.make_valid(polys[bad])]
     code = ring_code[shell]
     groups = _groups(code)
     if len(groups) != n or len(code) == 0:
