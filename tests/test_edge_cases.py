@@ -294,6 +294,38 @@ def test_bad_rows_are_counted_latin1_semicolon(tmp_path):
     assert len(r.polygons) == 2
 
 
+@pytest.mark.parametrize("body, missing", [
+    ("75101_1,75101,2.3,48.8,,0.9,1\n75101_2,75101,2.4,48.9,housenumber,,2\n", 1),  # empty fields are missing
+    ('"75101_1",75101,2.3,48.8,"",0.9,1\n\n75101_2,75101,2.4,48.9,street,0.5,1\n', 1),  # quotes, a blank line
+    ("75101_1,75101,2.3,48.8,street,0.9,1\n" * 3 + '75101_2,75101,2.4,48.9,"a\nb",0.9,1\n', 0),  # line break
+    ("75101_1,75101,2.3,48.8,street,0.9,1\n75101_2,75101,2.4\n", 1),  # a short row
+])
+def test_arrow_and_pandas_read_a_roll_alike(tmp_path, monkeypatch, body, missing):
+    """Arrow reads the roll; where it gives up, even after a first chunk, pandas takes over without repeating
+    or losing a row, and both read the same values."""
+    from decoupage_bv import sources
+
+    path = _write(tmp_path, "roll.csv", "id_brut_bv_reu,code_commune_ref,longitude,latitude,geo_type,geo_score,"
+                  "nb_adresses\n" + body)
+    fast = sources.read_roll(path).rows
+    arrow = sources._arrow_chunks
+
+    def refuse(*args):
+        raise ValueError("Arrow refuses")
+        yield
+
+    def one_row_then_refuse(*args):
+        yield next(arrow(*args)).iloc[:1]
+        raise ValueError("Arrow refuses")
+
+    for reader in (refuse, one_row_then_refuse):
+        monkeypatch.setattr(sources, "_arrow_chunks", reader)
+        slow = sources.read_roll(path).rows
+        assert slow.fillna("?").values.tolist() == fast.fillna("?").values.tolist()
+    assert len(fast) == 2 + 2 * body.startswith("75101_1,75101,2.3,48.8,street,0.9,1\n" * 3)
+    assert fast["geo_type"].isna().sum() == missing
+
+
 def test_gzip_roll_filtered_by_dept(tmp_path):
     r0 = roll_rows([("31001_1", "31001", X0 + 100, Y0 + 100), ("31001_2", "31001", X0 + 900, Y0 + 900),
                     ("29039_1", "29039", X0, Y0)])

@@ -236,12 +236,23 @@ def _csv_chunks(path, columns, roles=ROLL_COLUMNS, required=_REQUIRED):
     found = _match_columns(header, columns, path, roles, required)
 
     def gen():
+        done = 0  # rows Arrow handed out before it gave up
+        try:
+            for chunk in _arrow_chunks(path, encoding, sep, list(found.values())):
+                done += len(chunk)
+                yield chunk
+            return
+        except Exception:  # noqa: BLE001 - pandas reads the file again: its message, or what Arrow refuses
+            pass
         reader = pd.read_csv(
             path, sep=sep, encoding=encoding, usecols=list(found.values()), dtype=str,
             keep_default_na=False, na_values=[""], chunksize=_CHUNK_ROWS, on_bad_lines="error",
         )
         try:
-            yield from reader
+            for chunk in reader:
+                skip, done = min(done, len(chunk)), done - min(done, len(chunk))
+                if skip < len(chunk):
+                    yield chunk.iloc[skip:]
         except UnicodeDecodeError:
             raise InputError(f"{path}: mixed text encodings (not {encoding}); re-save the file as UTF-8") from None
         except pd.errors.ParserError as exc:
@@ -250,6 +261,30 @@ def _csv_chunks(path, columns, roles=ROLL_COLUMNS, required=_REQUIRED):
             raise InputError(f"{path}: truncated or corrupt file ({exc})") from None
 
     return gen(), found
+
+
+def _arrow_chunks(path: str, encoding: str, sep: str, usecols: list):
+    """The CSV's *usecols* as string chunks, parsed by Arrow (four to five times faster than pandas, and in
+    parallel), with pandas' reading of missing values: only empty fields are missing. Raises whatever Arrow
+    raises; a quoted line break, a short row or a bad byte make it give up, and :func:`_csv_chunks` reads the
+    file with pandas instead."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    source = open_maybe_compressed(path) if os.path.splitext(path)[1].lower() in _OPENERS else path
+    reader = pacsv.open_csv(
+        source,
+        read_options=pacsv.ReadOptions(encoding="utf8" if encoding == "utf-8-sig" else encoding,
+                                       block_size=1 << 24),
+        parse_options=pacsv.ParseOptions(delimiter=sep),
+        convert_options=pacsv.ConvertOptions(include_columns=usecols, column_types=dict.fromkeys(usecols, pa.string()),
+                                             null_values=[""], strings_can_be_null=True))
+    try:
+        for batch in reader:
+            yield batch.to_pandas()
+    finally:
+        if source is not path:
+            source.close()
 
 
 def _parquet_chunks(path, columns):
