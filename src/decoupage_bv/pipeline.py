@@ -150,8 +150,9 @@ def build(addresses, communes, dept: str | None = None, circonscriptions=None, c
             from .streets import read_streets
 
             lines = read_streets(streets, crs)
+        stats = {}
         pieces = tessellate(unit_geom, pts.seeds, params, progress=bar.update if bar else None, lines=lines,
-                            guides=pts.guides)
+                            guide_rows=pts.guide_rows, stats=stats)
     finally:
         if bar:
             bar.close()
@@ -167,8 +168,7 @@ def build(addresses, communes, dept: str | None = None, circonscriptions=None, c
         "lines": int(len(lines)) if lines is not None else 0,
         "note": streets_note,
     }
-    report["guides"] = {"used": bool(pts.guides is not None and len(pts.guides)),
-                        "points": int(len(pts.guides)) if pts.guides is not None else 0}
+    report["guides"] = {"used": stats["guide_points"] > 0, "points": stats["guide_points"]}
     return BuildResult(polygons=gdf, report=report)
 
 

@@ -19,7 +19,6 @@ from pyproj import Transformer
 
 from . import codes
 from ._errors import InputError
-from .guides import street_guides
 from .settings import Params
 from .sources import parse_numbers
 
@@ -43,8 +42,10 @@ class Points:
     unknown_communes: list = field(default_factory=list)
     #: rows dropped per BV index and reason: ``{bv: Counter}``
     bv_drops: dict = field(default_factory=dict)
-    #: street-side guide points (``unit``, ``bv``, ``x``, ``y``), see :mod:`guides`
-    guides: pd.DataFrame | None = None
+    #: the addresses street-side guides are laid from (``unit``, ``bv``, ``x``, ``y``, ``address``): the seeds'
+    #: rows before co-located ones merge; :func:`guides.street_guides` lays them, commune by commune, in the
+    #: workers of :func:`tessellation.tessellate`
+    guide_rows: pd.DataFrame | None = None
 
 
 def normalise_name(name: str) -> str:
@@ -205,11 +206,12 @@ def prepare_points(roll: pd.DataFrame, communes: gpd.GeoDataFrame, crs: str, par
 
     keep = _outliers_kept(pts_df, params)
     drop("bv_outlier", ~keep)
-    guides = None
+    guide_rows = None
     if params.guides and "address" in df:
         kept = pts_df[keep]
-        guides = street_guides(np.asarray(unit_names, dtype=object)[kept["unit"].to_numpy()], kept["bv"].to_numpy(),
-                               kept["x"].to_numpy(), kept["y"].to_numpy(), df["address"].to_numpy()[keep], params)
+        guide_rows = pd.DataFrame({"unit": np.asarray(unit_names, dtype=object)[kept["unit"].to_numpy()],
+                                   "bv": kept["bv"].to_numpy(), "x": kept["x"].to_numpy(), "y": kept["y"].to_numpy(),
+                                   "address": df["address"].to_numpy()[keep]})
     seeds, lost = _colocate(pts_df[keep], params.colocation_grid, unit_names)
     drops["co_located_with_other_bv"] += int(lost["rows"].sum())
     for b, k in zip(lost["bv"], lost["rows"]):
@@ -221,7 +223,7 @@ def prepare_points(roll: pd.DataFrame, communes: gpd.GeoDataFrame, crs: str, par
     bvs["n_points"] = bvs["bv"].map(n_points).fillna(0).astype(int)
     return Points(units=units_m, bvs=bvs, seeds=seeds, crs=crs, drops=Counter({k: v for k, v in drops.items() if v}),
                   notes=Counter({k: v for k, v in notes.items() if v}), unknown_communes=unknown_communes,
-                  bv_drops=bv_drops, guides=guides)
+                  bv_drops=bv_drops, guide_rows=guide_rows)
 
 
 def rows_by_unit(df: pd.DataFrame) -> dict:

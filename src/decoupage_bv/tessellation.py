@@ -16,6 +16,7 @@ import numpy as np
 import shapely
 from shapely import STRtree
 
+from .guides import street_guides
 from .points import rows_by_unit
 from .settings import Params
 
@@ -833,24 +834,35 @@ def _tidy_all(geoms: np.ndarray) -> np.ndarray:
 
 
 def _run(task):
-    unit, polygon, xy, labels, weights, params, lines, gxy, glabels = task
-    return unit, tessellate_unit(polygon, xy, labels, weights, params, lines, gxy, glabels)
+    """``(unit, {bv: polygon}, guide points laid)``: one commune, its street-side guides laid here, in the
+    worker (they belong to one commune each, and a commune of one BV needs none)."""
+    unit, polygon, xy, labels, weights, params, lines, rows = task
+    gxy = glabels = None
+    if rows is not None and not (labels == labels[0]).all():
+        guides = street_guides(np.zeros(len(rows[0]), dtype=np.int64), *rows, params)
+        gxy, glabels = guides[["x", "y"]].to_numpy(dtype=float), guides["bv"].to_numpy()
+    pieces = tessellate_unit(polygon, xy, labels, weights, params, lines, gxy, glabels)
+    return unit, pieces, 0 if glabels is None else len(glabels)
 
 
-def tessellate(units, seeds, params: Params = Params(), progress=None, lines=None, guides=None) -> dict:
+def tessellate(units, seeds, params: Params = Params(), progress=None, lines=None, guide_rows=None,
+               stats: dict | None = None) -> dict:
     """Tessellate every unit: ``{unit: {bv: polygon}}``. Units without seeds are absent.
 
     *units* maps unit code → polygon; *seeds* is the DataFrame of :class:`points.Points`.
     *progress* is called with the number of units finished. *lines*: street lines (metric CRS) for the
-    ``streets`` method. *guides*: DataFrame of guide points (``unit``, ``bv``, ``x``, ``y``).
+    ``streets`` method. *guide_rows*: the addresses street-side guides are laid from (``unit``, ``bv``,
+    ``x``, ``y``, ``address``; :attr:`points.Points.guide_rows`). *stats*, when given, receives
+    ``guide_points``, the number of guide points laid.
     """
     tasks = []
     tree = STRtree(lines) if lines is not None and len(lines) else None
     xy, bv = seeds[["x", "y"]].to_numpy(dtype=float), seeds["bv"].to_numpy()
     weight = seeds["weight"].to_numpy(dtype=float)
-    by_unit = rows_by_unit(guides) if guides is not None and len(guides) else {}
-    gxy_all = guides[["x", "y"]].to_numpy(dtype=float) if by_unit else None
-    gbv_all = guides["bv"].to_numpy() if by_unit else None
+    by_unit = rows_by_unit(guide_rows) if guide_rows is not None and len(guide_rows) else {}
+    if by_unit:
+        row_arrays = (guide_rows["bv"].to_numpy(), guide_rows["x"].to_numpy(dtype=float),
+                      guide_rows["y"].to_numpy(dtype=float), guide_rows["address"].to_numpy())
     for unit, idx in rows_by_unit(seeds).items():
         sub = None
         if tree is not None:
@@ -860,9 +872,9 @@ def tessellate(units, seeds, params: Params = Params(), progress=None, lines=Non
                                        minx - 10, miny - 10, maxx + 10, maxy + 10)
             sub = sub[~shapely.is_empty(sub)]
         g = by_unit.get(unit)
-        gxy, glabels = (None, None) if g is None else (gxy_all[g], gbv_all[g])
-        tasks.append((unit, units[unit], xy[idx], bv[idx], weight[idx], params, sub, gxy, glabels))
-    results = {}
+        rows = None if g is None else tuple(a[g] for a in row_arrays)
+        tasks.append((unit, units[unit], xy[idx], bv[idx], weight[idx], params, sub, rows))
+    results, guide_points = {}, 0
     one_bv = [bool((t[3] == t[3][0]).all()) for t in tasks]  # the commune itself: no need for a worker
     trivial = [t for t, one in zip(tasks, one_bv) if one]
     tasks = sorted((t for t, one in zip(tasks, one_bv) if not one), key=lambda t: -len(t[2]))
@@ -870,8 +882,9 @@ def tessellate(units, seeds, params: Params = Params(), progress=None, lines=Non
     heavy = sum(len(t[2]) for t in tasks)
     if jobs == 1 or heavy < 20_000:
         for t in trivial + tasks:
-            unit, res = _run(t)
+            unit, res, laid = _run(t)
             results[unit] = res
+            guide_points += laid
             if progress:
                 progress(1)
     else:
@@ -879,12 +892,15 @@ def tessellate(units, seeds, params: Params = Params(), progress=None, lines=Non
             # one task at a time, heaviest first: the largest commune starts at once and the rest fills in
             running = pool.map(_run, tasks, chunksize=1)
             for t in trivial:
-                unit, res = _run(t)
+                unit, res, laid = _run(t)
                 results[unit] = res
                 if progress:
                     progress(1)
-            for unit, res in running:
+            for unit, res, laid in running:
                 results[unit] = res
+                guide_points += laid
                 if progress:
                     progress(1)
+    if stats is not None:
+        stats["guide_points"] = guide_points
     return dict(sorted(results.items()))
