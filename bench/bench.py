@@ -3,7 +3,7 @@
     python bench/bench.py accuracy     # paris_dev and paris2012_dev, 5 folds, plain / voronoi / streets
     python bench/bench.py noise        # paris_dev with 2 % of addresses moved 30 m and 1 % given a neighbouring BV
     python bench/bench.py cv           # cross-validated parameter choices (fragments, guides, joins) on all sets
-    python bench/bench.py cv_guides    # its last part: guides' reach and spacing, empty blocks, unguided hand-out
+    python bench/bench.py cv_guides    # its last part: guides' reach and spacing, empty blocks, strays handed out
     python bench/bench.py suburbs      # Val-de-Marne 2019 lists (no streets, real geocoding noise): left-out electors
     python bench/bench.py speed        # build time: ours against the peers' 20-line geopandas Voronoi
     python bench/bench.py paris        # build Paris 1er–10e from paris_dev/roll.csv: time, memory
@@ -260,10 +260,13 @@ def case_cv_guides(method: str) -> list:
     for g in grid:
         rows += [kfold(name, m, **g) for name in DEV_SETS] + case_suburbs("guides", **g)
     rows += [kfold(name, m, empty_block_step=s) for s in (2.0, 16.0) for name in DEV_SETS]
+    for n in (0, 1, 2):  # with guides: the strays handed out before the joins (larger pieces are joined first)
+        rows += [kfold(name, m, stray_max_addresses=n) for name in DEV_SETS]
+        rows += [kfold("paris_dev", m, noise=True, stray_max_addresses=n)] + case_suburbs("guides", stray_max_addresses=n)
     for n in (0, 1, 5):
-        rows += [kfold(name, mm, guides=False, unguided_fragment_max_addresses=n)
+        rows += [kfold(name, mm, guides=False, stray_max_addresses=n)
                  for name in DEV_SETS for mm in ("voronoi", m)]
-        rows += case_suburbs("voronoi", unguided_fragment_max_addresses=n)
+        rows += case_suburbs("voronoi", stray_max_addresses=n)
     return rows
 
 

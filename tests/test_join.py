@@ -104,6 +104,19 @@ def test_unguided_units_hand_out_single_addresses_only():
     assert shapely.intersects_xy(unguided[1], 204.0, 53.0) and not shapely.intersects_xy(unguided[1], 282.0, 92.0)
 
 
+def test_detached_clusters_are_joined_before_fragments_are_handed_out():
+    # the same layout with joins on: the lone address amid B's (a stray) goes first; the cluster of three,
+    # a fragment by size, is joined to A's main piece through the gap rather than handed out
+    b = _grid(0, 300, 0, 100, step=10.0)
+    a = np.r_[_grid(52, 62, 52, 56, step=2.0), [[202.0, 52.0], [206.0, 52.0], [202.0, 56.0], [282.0, 92.0]]]
+    b = b[np.hypot(*(b[:, None, :] - a[None, :, :]).transpose(2, 0, 1)).min(axis=1) > 1]
+    labels = np.array([1] * len(a) + [2] * len(b))
+    out = _run(np.r_[a, b], labels, guided=True, join_max_gap=300)
+    assert _parts(out[1]) == 1 and _parts(out[2]) == 1
+    assert shapely.intersects_xy(out[1], 204.0, 53.0) and not shapely.intersects_xy(out[1], 282.0, 92.0)
+    assert shapely.intersects_xy(out[2], b[:, 0], b[:, 1]).all()
+
+
 def test_join_along_the_limits_when_every_straight_strip_cuts_a_bv(monkeypatch):
     # A in the two top corners, B a column between them from the top down to y = 60, C along the bottom:
     # every straight strip between A's halves cuts B in two halves full of addresses; the way down the

@@ -63,8 +63,9 @@ def tessellation_options(fn):
         click.option("--outside-tolerance", type=float, default=d.outside_tolerance, show_default=True,
                      help="Metres a point may lie outside its commune."),
         click.option("--fragment-max-addresses", type=int, default=d.fragment_max_addresses, show_default=True,
-                     help="A detached piece of a BV with at most this many addresses goes to a neighbour "
-                          "(where street-side guides apply; elsewhere only single addresses move)."),
+                     help="A detached piece of a BV with at most this many addresses that could not be joined "
+                          "to it goes to a neighbour (where street-side guides apply; elsewhere only single "
+                          "addresses move)."),
         click.option("--join-max-gap", type=float, default=d.join_max_gap, show_default=True,
                      help="A detached piece of a BV at most this many metres from the rest of it is joined to "
                           "it through the gap, or along the limits between BVs, when no other BV's address "

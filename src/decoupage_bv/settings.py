@@ -35,11 +35,13 @@ class Params:
     #: A detached piece that could not be joined goes to the neighbour sharing its longest border when it
     #: holds at most this share of its BV's addresses (1 = every BV in one piece, as official BVs are).
     leftover_max_share: float = 0.35
-    #: Where no street-side guide applies (a roll without address labels, ``--no-guides``, a commune
-    #: without numbered streets), nothing tells a detached cluster of a BV's addresses from a true enclave:
-    #: only pieces of at most this many addresses are handed out, by neither share above (cross-validated:
-    #: handing out more loses left-out addresses that plain Voronoi keeps, bench/).
-    unguided_fragment_max_addresses: int = 1
+    #: A detached piece of a BV holding at most this many addresses is a stray (a misplaced or mislabelled
+    #: row, most often) and goes to a neighbour before any join; larger pieces are joined to their BV when
+    #: they can be, and only then handed out by the thresholds above. Where no street-side guide applies (a
+    #: roll without address labels, ``--no-guides``, a commune without numbered streets), nothing tells a
+    #: detached cluster of a BV's addresses from a true enclave, and only strays are handed out
+    #: (cross-validated on both dev sets, the noisy roll and the Val-de-Marne lists, bench/).
+    stray_max_addresses: int = 1
     #: A block without addresses is split among the pieces around it by the Voronoi cells of its outline,
     #: sampled every this many metres (2 to 16 m give the same scores on both dev sets, bench/).
     empty_block_step: float = 6.0

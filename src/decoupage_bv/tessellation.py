@@ -802,11 +802,13 @@ def tessellate_unit(polygon, xy: np.ndarray, labels: np.ndarray, weights: np.nda
 
         blocks = enclosures(polygon, lines)
     pieces = split_blocks(polygon, blocks, xy, labels, guide_xy, guide_labels, params.empty_block_step)
+    strays = replace(params, fragment_max_addresses=params.stray_max_addresses, fragment_max_share=0.0)
     if guide_xy is None or not len(guide_xy):
-        params = replace(params, fragment_max_addresses=params.unguided_fragment_max_addresses,
-                         fragment_max_share=0.0, leftover_max_share=0.0)
+        params = replace(strays, leftover_max_share=0.0)
     if len(pieces) > 1:
-        pieces = clean_fragments(polygon, pieces, xy, labels, weights, params)
+        # strays go first; with guides, larger pieces are joined to their BV when they can be, before the
+        # fragments and leftovers among them are handed out
+        pieces = clean_fragments(polygon, pieces, xy, labels, weights, strays)
         pieces = join_pieces(polygon, pieces, xy, labels, weights, params)
         if params.leftover_max_share > params.fragment_max_share:
             pieces = clean_fragments(polygon, pieces, xy, labels, weights, replace(
