@@ -264,7 +264,7 @@ def _csv_chunks(path, columns, roles=ROLL_COLUMNS, required=_REQUIRED):
 
 
 def _arrow_chunks(path: str, encoding: str, sep: str, usecols: list):
-    """The CSV's *usecols* as string chunks, parsed by Arrow (four to five times faster than pandas, and in
+    """The CSV's *usecols* as string chunks, parsed by Arrow (two to four times faster than pandas, and in
     parallel), with pandas' reading of missing values: only empty fields are missing. Raises whatever Arrow
     raises; a quoted line break, a short row or a bad byte make it give up, and :func:`_csv_chunks` reads the
     file with pandas instead."""
@@ -272,10 +272,11 @@ def _arrow_chunks(path: str, encoding: str, sep: str, usecols: list):
     import pyarrow.csv as pacsv
 
     source = open_maybe_compressed(path) if os.path.splitext(path)[1].lower() in _OPENERS else path
+    # blocks of 1 MB (Arrow's default): 16 MB ones read a little faster but held a national cut at 950 MB
     reader = pacsv.open_csv(
         source,
         read_options=pacsv.ReadOptions(encoding="utf8" if encoding == "utf-8-sig" else encoding,
-                                       block_size=1 << 24),
+                                       block_size=1 << 20),
         parse_options=pacsv.ParseOptions(delimiter=sep),
         convert_options=pacsv.ConvertOptions(include_columns=usecols, column_types=dict.fromkeys(usecols, pa.string()),
                                              null_values=[""], strings_can_be_null=True))
