@@ -301,7 +301,7 @@ def test_bad_rows_are_counted_latin1_semicolon(tmp_path):
     ("75101_1,75101,2.3,48.8,street,0.9,1\n75101_2,75101,2.4\n", 1),  # a short row
 ])
 def test_arrow_and_pandas_read_a_roll_alike(tmp_path, monkeypatch, body, missing):
-    """Arrow reads the roll; where it gives up, even after a first chunk, pandas takes over without repeating
+    """Arrow reads the roll; where it gives up, even after some rows, pandas takes over without repeating
     or losing a row, and both read the same values."""
     from decoupage_bv import sources
 
@@ -314,14 +314,16 @@ def test_arrow_and_pandas_read_a_roll_alike(tmp_path, monkeypatch, body, missing
         raise ValueError("Arrow refuses")
         yield
 
-    def one_row_then_refuse(*args):
-        yield next(arrow(*args)).iloc[:1]
+    def two_rows_then_refuse(*args):
+        yield next(arrow(*args)).iloc[:2]
         raise ValueError("Arrow refuses")
 
-    for reader in (refuse, one_row_then_refuse):
-        monkeypatch.setattr(sources, "_arrow_chunks", reader)
-        slow = sources.read_roll(path).rows
-        assert slow.fillna("?").values.tolist() == fast.fillna("?").values.tolist()
+    for reader in (refuse, two_rows_then_refuse):
+        for rows in (250_000, 1):  # pandas' chunks longer than what Arrow handed out, or skipped whole
+            monkeypatch.setattr(sources, "_arrow_chunks", reader)
+            monkeypatch.setattr(sources, "_CHUNK_ROWS", rows)
+            slow = sources.read_roll(path).rows
+            assert slow.fillna("?").values.tolist() == fast.fillna("?").values.tolist()
     assert len(fast) == 2 + 2 * body.startswith("75101_1,75101,2.3,48.8,street,0.9,1\n" * 3)
     assert fast["geo_type"].isna().sum() == missing
 

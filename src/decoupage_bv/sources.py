@@ -249,10 +249,12 @@ def _csv_chunks(path, columns, roles=ROLL_COLUMNS, required=_REQUIRED):
             keep_default_na=False, na_values=[""], chunksize=_CHUNK_ROWS, on_bad_lines="error",
         )
         try:
-            for chunk in reader:
-                skip, done = min(done, len(chunk)), done - min(done, len(chunk))
-                if skip < len(chunk):
-                    yield chunk.iloc[skip:]
+            for chunk in reader:  # past the rows Arrow already handed out
+                if done >= len(chunk):
+                    done -= len(chunk)
+                    continue
+                yield chunk.iloc[done:]
+                done = 0
         except UnicodeDecodeError:
             raise InputError(f"{path}: mixed text encodings (not {encoding}); re-save the file as UTF-8") from None
         except pd.errors.ParserError as exc:
