@@ -249,16 +249,19 @@ def case_cv(method: str) -> list:
 
 
 def case_cv_guides(method: str) -> list:
-    """With joins on: the guides' reach and spacing, and the fragment thresholds again (both dev sets and
-    the Val-de-Marne lists); the outline sampling of blocks without addresses (both dev sets); what is
-    handed out where no guide applies (both dev sets without guides, and the Val-de-Marne lists)."""
+    """With joins on: the guides' reach and spacing, the hand-out thresholds again and the strays handed out
+    before the joins (both dev sets, the noisy roll and the Val-de-Marne lists); the outline sampling of
+    blocks without addresses (both dev sets); what is handed out where no guide applies (both dev sets
+    without guides, and the Val-de-Marne lists)."""
     m = "streets" if method == "all" else method
     rows = []
     grid = [dict()] + [dict(guide_extension=e) for e in (12.0, 20.0)] + [dict(guide_step=6.0)]
     grid += [dict(guide_max_number_gap=g) for g in (12, 50)] + [dict(guide_max_distance=d) for d in (150.0, 400.0)]
     grid += [dict(fragment_max_addresses=a, fragment_max_share=f) for a, f in ((2, 0.05), (10, 0.2))]
+    grid += [dict(leftover_max_share=s) for s in (0.2, 0.5)]
     for g in grid:
-        rows += [kfold(name, m, **g) for name in DEV_SETS] + case_suburbs("guides", **g)
+        rows += [kfold(name, m, **g) for name in DEV_SETS] + [kfold("paris_dev", m, noise=True, **g)]
+        rows += case_suburbs("guides", **g)
     rows += [kfold(name, m, empty_block_step=s) for s in (2.0, 16.0) for name in DEV_SETS]
     for n in (0, 1, 2):  # with guides: the strays handed out before the joins (larger pieces are joined first)
         rows += [kfold(name, m, stray_max_addresses=n) for name in DEV_SETS]
