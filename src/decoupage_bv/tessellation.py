@@ -877,6 +877,15 @@ def tessellate(units, seeds, params: Params = Params(), progress=None, lines=Non
         rows = None if g is None else tuple(a[g] for a in row_arrays)
         tasks.append((unit, units[unit], xy[idx], bv[idx], weight[idx], params, sub, rows))
     results, guide_points = {}, 0
+
+    def collect(done):
+        nonlocal guide_points
+        unit, res, laid = done
+        results[unit] = res
+        guide_points += laid
+        if progress:
+            progress(1)
+
     one_bv = [bool((t[3] == t[3][0]).all()) for t in tasks]  # the commune itself: no need for a worker
     trivial = [t for t, one in zip(tasks, one_bv) if one]
     tasks = sorted((t for t, one in zip(tasks, one_bv) if not one), key=lambda t: -len(t[2]))
@@ -884,25 +893,15 @@ def tessellate(units, seeds, params: Params = Params(), progress=None, lines=Non
     heavy = sum(len(t[2]) for t in tasks)
     if jobs == 1 or heavy < 20_000:
         for t in trivial + tasks:
-            unit, res, laid = _run(t)
-            results[unit] = res
-            guide_points += laid
-            if progress:
-                progress(1)
+            collect(_run(t))
     else:
         with ProcessPoolExecutor(max_workers=jobs) as pool:
             # one task at a time, heaviest first: the largest commune starts at once and the rest fills in
             running = pool.map(_run, tasks, chunksize=1)
             for t in trivial:
-                unit, res, laid = _run(t)
-                results[unit] = res
-                if progress:
-                    progress(1)
-            for unit, res, laid in running:
-                results[unit] = res
-                guide_points += laid
-                if progress:
-                    progress(1)
+                collect(_run(t))
+            for done in running:
+                collect(done)
     if stats is not None:
         stats["guide_points"] = guide_points
     return dict(sorted(results.items()))
