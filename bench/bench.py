@@ -251,8 +251,9 @@ def case_cv(method: str) -> list:
 def case_cv_guides(method: str) -> list:
     """With joins on: the guides' reach and spacing, the hand-out thresholds again and the strays handed out
     before the joins (both dev sets, the noisy roll and the Val-de-Marne lists); the outline sampling of
-    blocks without addresses (both dev sets); what is handed out where no guide applies (both dev sets
-    without guides, and the Val-de-Marne lists)."""
+    blocks without addresses (both dev sets); the depth of the straight limits in mixed blocks (both dev
+    sets, the noisy roll); what is handed out where no guide applies (both dev sets without guides, and the
+    Val-de-Marne lists)."""
     m = "streets" if method == "all" else method
     rows = []
     grid = [dict()] + [dict(guide_extension=e) for e in (12.0, 20.0)] + [dict(guide_step=6.0)]
@@ -263,6 +264,10 @@ def case_cv_guides(method: str) -> list:
         rows += [kfold(name, m, **g) for name in DEV_SETS] + [kfold("paris_dev", m, noise=True, **g)]
         rows += case_suburbs("guides", **g)
     rows += [kfold(name, m, empty_block_step=s) for s in (2.0, 16.0) for name in DEV_SETS]
+    # straight limits in the core of mixed blocks (street lines only: the Val-de-Marne lists have none)
+    for d in (0.0, 15.0, 20.0, 30.0):
+        rows += [kfold(name, m, straight_cut_depth=d) for name in DEV_SETS] + [kfold("paris_dev", m, noise=True,
+                                                                                       straight_cut_depth=d)]
     for n in (0, 1, 2):  # with guides: the strays handed out before the joins (larger pieces are joined first)
         rows += [kfold(name, m, stray_max_addresses=n) for name in DEV_SETS]
         rows += [kfold("paris_dev", m, noise=True, stray_max_addresses=n)] + case_suburbs("guides", stray_max_addresses=n)

@@ -73,6 +73,10 @@ def tessellation_options(fn):
         click.option("--leftover-max-share", type=float, default=d.leftover_max_share, show_default=True,
                      help="A detached piece that could not be joined goes to a neighbour when it holds at most "
                           "this share of its BV's addresses (1: every BV in one piece; where guides apply)."),
+        click.option("--straight-cut-depth", type=float, default=d.straight_cut_depth, show_default=True,
+                     help="Method streets: in a block shared by BVs that straight lines separate, the limits "
+                          "are those lines deeper inside the block than this many metres from the street axes "
+                          "(0: Voronoi throughout)."),
         click.option("--method", type=click.Choice(["auto", "voronoi", "streets"]), default=d.method,
                      show_default=True, help="auto: streets when street lines are given or fetched, else voronoi."),
         click.option("--no-guides", "no_guides", is_flag=True,
@@ -82,10 +86,11 @@ def tessellation_options(fn):
 
     @functools.wraps(fn)
     def with_params(*args, geo_types, min_score, outside_tolerance, fragment_max_addresses, join_max_gap,
-                    leftover_max_share, method, no_guides, jobs, **kwargs):
+                    leftover_max_share, straight_cut_depth, method, no_guides, jobs, **kwargs):
         params = Params(geo_types=tuple(t.strip() for t in geo_types.split(",") if t.strip()), min_score=min_score,
                         outside_tolerance=outside_tolerance, fragment_max_addresses=fragment_max_addresses,
-                        join_max_gap=join_max_gap, leftover_max_share=leftover_max_share, method=method,
+                        join_max_gap=join_max_gap, leftover_max_share=leftover_max_share,
+                        straight_cut_depth=straight_cut_depth, method=method,
                         guides=not no_guides, jobs=jobs)
         return fn(*args, params=params, **kwargs)
 
@@ -119,7 +124,7 @@ class BuildCommand(SectionedCommand):
                          "commune_code_column", "commune_name_column", "geocode_columns", "geocoder_url"], "Inputs"),
         "outputs": "Outputs",
         **dict.fromkeys(["method", "streets", "osm_streets", "no_guides", "fragment_max_addresses", "join_max_gap",
-                         "leftover_max_share", "jobs"], "Method"),
+                         "leftover_max_share", "straight_cut_depth", "jobs"], "Method"),
         **dict.fromkeys(["geo_types", "min_score", "outside_tolerance"], "Point filters"),
         **dict.fromkeys(["cache", "offline"], "Download and cache"),
     }

@@ -45,6 +45,11 @@ class Params:
     #: A block without addresses is split among the pieces around it by the Voronoi cells of its outline,
     #: sampled every this many metres (2 to 16 m give the same scores on both dev sets, bench/).
     empty_block_step: float = 6.0
+    #: In a block split among BVs that straight lines separate (their addresses' convex hulls are apart), the
+    #: limits are those lines (of widest margin) deeper inside the block than this from its outline, the
+    #: street axes; nearer, where addresses are, the Voronoi split stays (m; 0 = Voronoi throughout;
+    #: cross-validated, bench/).
+    straight_cut_depth: float = 25.0
     #: Pieces smaller than this (m²) are slivers, always merged.
     sliver_area: float = 1.0
     #: Tessellation method: ``voronoi`` (per commune), ``streets`` (Voronoi inside each block of the street

@@ -577,7 +577,10 @@ def clean_fragments(polygon, pieces: dict, xy: np.ndarray, labels: np.ndarray, w
         shared = {}
         for j in near:
             # the neighbour cut to the piece's surroundings first: buffering a whole BV costs more than the rest
-            near_j = shapely.clip_by_rect(parts[j], x0 - 1, y0 - 1, x1 + 1, y1 + 1)
+            try:
+                near_j = shapely.clip_by_rect(parts[j], x0 - 1, y0 - 1, x1 + 1, y1 + 1)
+            except shapely.errors.GEOSException:  # GEOS can fail to rebuild a near-degenerate ring
+                near_j = parts[j]
             shared[owner[j]] = shared.get(owner[j], 0.0) + shapely.length(
                 shapely.intersection(ring, shapely.boundary(near_j)))
         best = max(sorted(shared), key=lambda lab: shared[lab])
@@ -721,12 +724,69 @@ def _fill_empty(blocks: np.ndarray, todo: list, geoms: list, owners: list, step:
     return []
 
 
+def _straight_cut(block, regions: dict, xy: np.ndarray, labels: np.ndarray, depth: float) -> dict:
+    """*regions* of a mixed block, with straight limits inside it, deeper than *depth* from its outline.
+
+    Official limits cross a block straight, from one street to another, where Voronoi cells between two
+    BVs' facades wander with the depth of each building. Between two BVs whose addresses (*xy*, *labels*)
+    a straight line separates (their convex hulls are apart), the limit is the line of widest margin (the
+    perpendicular bisector of the shortest segment between the hulls) in the block's core, farther than
+    *depth* from its outline (the street axes); nearer, along the streets where addresses are, the Voronoi
+    split stays. With three BVs or more, a place of the core goes to the BV on whose side of the lines it
+    lies against every other; where there is none, the Voronoi split stays. No address changes BV (each
+    lies on its own side of every line). Unchanged when two BVs' hulls overlap or a BV of *regions* has
+    no address in the block (guides only).
+    """
+    labs = sorted(regions)
+    hulls = []
+    for lab in labs:
+        own = xy[labels == lab]
+        if not len(own):
+            return regions
+        hulls.append(shapely.convex_hull(_multipoint(own)))
+    hulls = np.array(hulls, dtype=object)
+    first, second = np.triu_indices(len(labs), 1)
+    if shapely.intersects(hulls[first], hulls[second]).any():
+        return regions
+    core = shapely.buffer(block, -depth, quad_segs=4)
+    if core.is_empty or core.area < 1.0:
+        return regions
+    x0, y0, x1, y1 = shapely.bounds(core)
+    box_mid, span = np.array([(x0 + x1) / 2, (y0 + y1) / 2]), float(np.hypot(x1 - x0, y1 - y0)) + 1.0
+    ends = shapely.get_coordinates(shapely.shortest_line(hulls[first], hulls[second])).reshape(-1, 2, 2)
+    sides = []  # the half-plane on the first BV's side of the line between each pair, over the core's box
+    for p, q in ends:
+        normal, mid = q - p, (p + q) / 2
+        length = float(np.hypot(*normal))
+        if length < 1e-6:
+            return regions
+        normal, along = normal / length, np.array([-normal[1], normal[0]]) / length
+        foot = mid + ((box_mid - mid) @ along) * along  # the line's point nearest the box's centre
+        size = span + abs(float((box_mid - mid) @ normal))
+        sides.append(shapely.Polygon([foot + along * span, foot + along * span - normal * size,
+                                      foot - along * span - normal * size, foot - along * span]))
+    won = []
+    for i in range(len(labs)):
+        area = core
+        for k, (a, b) in enumerate(zip(first, second)):
+            if a == i:
+                area = shapely.intersection(area, sides[k])
+            elif b == i:
+                area = shapely.difference(area, sides[k])
+        won.append(area)
+    taken = core if len(labs) == 2 else shapely.union_all(won)
+    return {lab: _tidy(shapely.union(shapely.difference(regions[lab], taken), area))
+            for lab, area in zip(labs, won)}
+
+
 def split_blocks(polygon, blocks: np.ndarray, xy: np.ndarray, labels: np.ndarray, guide_xy: np.ndarray | None = None,
-                 guide_labels: np.ndarray | None = None, empty_step: float = Params.empty_block_step) -> dict:
+                 guide_labels: np.ndarray | None = None, empty_step: float = Params.empty_block_step,
+                 cut_depth: float = Params.straight_cut_depth) -> dict:
     """Tile *polygon*, cut into *blocks*, among the labels of *xy*: ``{label: geometry}``.
 
     A block with addresses is split by the Voronoi cells of its own addresses and guides (whole to its BV
-    when it has one); a block without is split among the pieces around it. Shared edges are made
+    when it has one), with straight limits in its core beyond *cut_depth* from its outline where straight
+    lines separate its BVs (:func:`_straight_cut`); a block without is split among the pieces around it. Shared edges are made
     identical (``coverage_clean``) before the pieces of each BV are merged, so that a BV spread over
     neighbouring blocks comes out in one piece.
     """
@@ -753,7 +813,9 @@ def split_blocks(polygon, blocks: np.ndarray, xy: np.ndarray, labels: np.ndarray
     mixed = [(blocks[b], *_dedupe(np.vstack([xy[seeds_in[b]], guide_xy[g]]),
                                   np.concatenate([labels[seeds_in[b]], guide_labels[g]])))
              for b, g in zip(mixed_blocks, guides_in)]
-    for res in voronoi_labels_many(mixed):
+    for b, (blk, _, _), res in zip(mixed_blocks, mixed, voronoi_labels_many(mixed)):
+        if cut_depth > 0 and len(res) > 1:
+            res = _straight_cut(blk, res, xy[seeds_in[b]], labels[seeds_in[b]], cut_depth)
         for lab, g in res.items():
             geoms.append(g)
             owners.append(lab)
@@ -801,7 +863,8 @@ def tessellate_unit(polygon, xy: np.ndarray, labels: np.ndarray, weights: np.nda
         from .streets import enclosures
 
         blocks = enclosures(polygon, lines)
-    pieces = split_blocks(polygon, blocks, xy, labels, guide_xy, guide_labels, params.empty_block_step)
+    pieces = split_blocks(polygon, blocks, xy, labels, guide_xy, guide_labels, params.empty_block_step,
+                          params.straight_cut_depth if len(blocks) > 1 else 0.0)
     strays = replace(params, fragment_max_addresses=params.stray_max_addresses, fragment_max_share=0.0)
     if guide_xy is None or not len(guide_xy):
         params = replace(strays, leftover_max_share=0.0)
