@@ -256,7 +256,7 @@ def case_cv_guides(method: str) -> list:
     Val-de-Marne lists)."""
     m = "streets" if method == "all" else method
     rows = []
-    grid = [dict()] + [dict(guide_extension=e) for e in (12.0, 20.0)] + [dict(guide_step=6.0)]
+    grid = [dict()] + [dict(guide_extension=e) for e in (16.0, 32.0)] + [dict(guide_step=6.0)]
     grid += [dict(guide_max_number_gap=g) for g in (12, 50)] + [dict(guide_max_distance=d) for d in (150.0, 400.0)]
     grid += [dict(fragment_max_addresses=a, fragment_max_share=f) for a, f in ((2, 0.05), (10, 0.2))]
     grid += [dict(leftover_max_share=s) for s in (0.2, 0.5)]

@@ -45,6 +45,18 @@ def test_guides_follow_one_street_side_and_split_where_the_bv_changes():
     assert ends.loc[ends["x"] < 0, "bv"].eq(1).all() and ends.loc[ends["x"] > 80, "bv"].eq(2).all()
 
 
+def test_range_is_carried_on_only_while_its_bv_holds_the_nearest_address():
+    # no. 2-6 of BV 1 end at x = 40; BV 2's corner address (an unnumbered place) stands at x = 63
+    rows = [("u", 1, 0.0, 0.0, "2 Rue A"), ("u", 1, 20.0, 0.0, "4 Rue A"), ("u", 1, 40.0, 0.0, "6 Rue A"),
+            ("u", 2, 63.0, 0.0, "Place B")]
+    ends = _guides(rows, guide_extension=24.0)
+    past = ends[ends["x"] > 40]
+    assert sorted(past["x"].round(6)) == [44.0, 48.0]  # at 52, BV 2's address is nearer: it stops
+    assert (past["bv"] == 1).all()
+    before = ends[ends["x"] < 0]
+    assert sorted(before["x"].round(6)) == [-24.0, -20.0, -16.0, -12.0, -8.0, -4.0]  # nobody else that way
+
+
 def test_guides_need_two_numbered_addresses():
     assert _guides([("u", 1, 0.0, 0.0, "Rue A")]).empty
     assert _guides([("u", 1, 0.0, 0.0, "2 Rue A"), ("u", 1, 30.0, 0.0, "Place B")]).empty

@@ -4,7 +4,8 @@ Official polling stations are defined by street ranges ("rue X, numéros pairs 2
 belongs with its neighbours on the same street and side more than with its nearest neighbour across a
 corner. Between two consecutive numbers of one street side (same parity), guide points are laid along the
 segment that joins them: all of one BV when both are, half and half when the BV changes there. Past the
-first and last known number of a side, a short extension carries the range on towards the corner. Guides
+first and last known number of a side, a short extension carries the range on towards the corner, as far
+as the range's BV still holds the nearest address. Guides
 steer the Voronoi split of a commune (or of a block) but weigh nothing: counts, fragments and quality
 flags use the real addresses only.
 
@@ -19,6 +20,7 @@ import unicodedata
 
 import numpy as np
 import pandas as pd
+import shapely
 
 from .settings import Params
 
@@ -146,7 +148,14 @@ def street_guides(unit: np.ndarray, bv: np.ndarray, x: np.ndarray, y: np.ndarray
         if len(end):
             e = np.repeat(np.arange(len(end)), len(dist))
             t = np.tile(dist, len(end)) / length[e]
-            parts.append((end[e], b[end[e]], xy[end[e]] + t[:, None] * vec[e]))
+            gxy = xy[end[e]] + t[:, None] * vec[e]
+            # only as far as the range's own BV holds the nearest address: past the corner, where another
+            # BV's addresses are nearer, the range does not bite into them
+            everyone = np.c_[np.asarray(x, dtype=float), np.asarray(y, dtype=float)]
+            gi, ai = shapely.STRtree(shapely.points(everyone)).query_nearest(shapely.points(gxy), all_matches=False)
+            held = np.zeros(len(gxy), dtype=bool)
+            held[gi] = np.asarray(bv)[ai] == b[end[e[gi]]]
+            parts.append((end[e[held]], b[end[e[held]]], gxy[held]))
     if not parts:
         return empty
     src = np.concatenate([p[0] for p in parts])

@@ -63,8 +63,9 @@ class Params:
     guide_max_number_gap: int = 30
     #: … nor two addresses further apart than this (m).
     guide_max_distance: float = 250.0
-    #: How far a side's range is carried past its first and last known number (m; 0 = not at all).
-    guide_extension: float = 16.0
+    #: How far a side's range is carried past its first and last known number, where its BV still holds the
+    #: nearest address (m; 0 = not at all).
+    guide_extension: float = 24.0
     #: Worker processes for the per-commune stage (1 = in process).
     jobs: int = field(default=2, compare=False)
 
