@@ -85,13 +85,16 @@ def test_three_bvs_tile_the_block_and_keep_their_addresses():
     assert out is not regions
 
 
-def test_split_blocks_straightens_mixed_blocks_only_when_asked():
-    left, right = shapely.box(0, 0, 120, 80), shapely.box(120, 0, 240, 80)
-    blocks = np.array([left, right], dtype=object)
+def _two_blocks():
+    """Two blocks side by side: the left one shared by A and B, the right one all B's."""
+    blocks = np.array([shapely.box(0, 0, 120, 80), shapely.box(120, 0, 240, 80)], dtype=object)
     a = np.r_[_facade(4, 44, 76), _facade(4, 76, 4)]
     b = np.r_[_facade(68, 116, 76), _facade(96, 116, 4), _facade(124, 236, 40)]
-    xy, labels = np.r_[a, b], np.array([1] * len(a) + [2] * len(b))
-    outline = shapely.box(0, 0, 240, 80)
+    return shapely.box(0, 0, 240, 80), blocks, np.r_[a, b], np.array([1] * len(a) + [2] * len(b))
+
+
+def test_split_blocks_straightens_mixed_blocks_only_when_asked():
+    outline, blocks, xy, labels = _two_blocks()
     straight = split_blocks(outline, blocks, xy, labels, cut_depth=20.0)
     voronoi = split_blocks(outline, blocks, xy, labels, cut_depth=0.0)
     for out in (straight, voronoi):
@@ -99,3 +102,16 @@ def test_split_blocks_straightens_mixed_blocks_only_when_asked():
         assert shapely.get_num_geometries(out[2]) == 1  # the whole right block joins B's part of the left one
     assert shapely.symmetric_difference(straight[1], voronoi[1]).area > 50
     assert Params().straight_cut_depth > 0
+
+
+def test_a_failed_straight_cut_leaves_the_voronoi_split(monkeypatch):
+    from decoupage_bv import tessellation
+
+    def fail(*args):
+        raise shapely.errors.GEOSException("TopologyException: side location conflict")
+
+    outline, blocks, xy, labels = _two_blocks()
+    voronoi = split_blocks(outline, blocks, xy, labels, cut_depth=0.0)
+    monkeypatch.setattr(tessellation, "_straight_cut", fail)
+    out = split_blocks(outline, blocks, xy, labels, cut_depth=20.0)
+    assert all(shapely.equals(out[lab], voronoi[lab]) for lab in (1, 2))

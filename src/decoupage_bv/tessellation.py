@@ -815,7 +815,10 @@ def split_blocks(polygon, blocks: np.ndarray, xy: np.ndarray, labels: np.ndarray
              for b, g in zip(mixed_blocks, guides_in)]
     for b, (blk, _, _), res in zip(mixed_blocks, mixed, voronoi_labels_many(mixed)):
         if cut_depth > 0 and len(res) > 1:
-            res = _straight_cut(blk, res, xy[seeds_in[b]], labels[seeds_in[b]], cut_depth)
+            try:
+                res = _straight_cut(blk, res, xy[seeds_in[b]], labels[seeds_in[b]], cut_depth)
+            except shapely.errors.GEOSException:  # a refinement: the Voronoi split stands without it
+                pass
         for lab, g in res.items():
             geoms.append(g)
             owners.append(lab)
