@@ -101,6 +101,10 @@ def test_split_blocks_straightens_mixed_blocks_only_when_asked():
         _tiles(out, outline, exact=True)
         assert shapely.get_num_geometries(out[2]) == 1  # the whole right block joins B's part of the left one
     assert shapely.symmetric_difference(straight[1], voronoi[1]).area > 50
+    # a commune that is one block (method voronoi) has no street axes for an outline: no straight cut
+    left, lxy, llab = blocks[:1], xy[xy[:, 0] < 120], labels[xy[:, 0] < 120]
+    one = split_blocks(left[0], left, lxy, llab, cut_depth=20.0)
+    assert all(shapely.equals(one[lab], voronoi_labels(left[0], lxy, llab)[lab]) for lab in (1, 2))
     assert Params().straight_cut_depth > 0
 
 

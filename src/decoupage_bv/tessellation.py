@@ -786,9 +786,10 @@ def split_blocks(polygon, blocks: np.ndarray, xy: np.ndarray, labels: np.ndarray
 
     A block with addresses is split by the Voronoi cells of its own addresses and guides (whole to its BV
     when it has one), with straight limits in its core beyond *cut_depth* from its outline where straight
-    lines separate its BVs (:func:`_straight_cut`); a block without is split among the pieces around it. Shared edges are made
-    identical (``coverage_clean``) before the pieces of each BV are merged, so that a BV spread over
-    neighbouring blocks comes out in one piece.
+    lines separate its BVs (:func:`_straight_cut`; blocks of street lines only: a commune that is one block
+    has no street axes for an outline); a block without is split among the pieces around it. Shared edges
+    are made identical (``coverage_clean``) before the pieces of each BV are merged, so that a BV spread
+    over neighbouring blocks comes out in one piece.
     """
     rest = shapely.Polygon()
     if len(blocks) > 1 and abs(shapely.area(blocks).sum() - polygon.area) > 1e-9 * polygon.area:
@@ -813,10 +814,10 @@ def split_blocks(polygon, blocks: np.ndarray, xy: np.ndarray, labels: np.ndarray
     mixed = [(blocks[b], *_dedupe(np.vstack([xy[seeds_in[b]], guide_xy[g]]),
                                   np.concatenate([labels[seeds_in[b]], guide_labels[g]])))
              for b, g in zip(mixed_blocks, guides_in)]
-    for b, (blk, _, _), res in zip(mixed_blocks, mixed, voronoi_labels_many(mixed)):
-        if cut_depth > 0 and len(res) > 1:
+    for b, res in zip(mixed_blocks, voronoi_labels_many(mixed)):
+        if cut_depth > 0 and len(blocks) > 1 and len(res) > 1:
             try:
-                res = _straight_cut(blk, res, xy[seeds_in[b]], labels[seeds_in[b]], cut_depth)
+                res = _straight_cut(blocks[b], res, xy[seeds_in[b]], labels[seeds_in[b]], cut_depth)
             except shapely.errors.GEOSException:  # a refinement: the Voronoi split stands without it
                 pass
         for lab, g in res.items():
@@ -867,7 +868,7 @@ def tessellate_unit(polygon, xy: np.ndarray, labels: np.ndarray, weights: np.nda
 
         blocks = enclosures(polygon, lines)
     pieces = split_blocks(polygon, blocks, xy, labels, guide_xy, guide_labels, params.empty_block_step,
-                          params.straight_cut_depth if len(blocks) > 1 else 0.0)
+                          params.straight_cut_depth)
     strays = replace(params, fragment_max_addresses=params.stray_max_addresses, fragment_max_share=0.0)
     if guide_xy is None or not len(guide_xy):
         params = replace(strays, leftover_max_share=0.0)
