@@ -4,6 +4,7 @@
     python bench/bench.py noise        # paris_dev with 2 % of addresses moved 30 m and 1 % given a neighbouring BV
     python bench/bench.py cv           # cross-validated parameter choices (fragments, guides, joins) on all sets
     python bench/bench.py cv_guides    # its last part: guides' reach and spacing, empty blocks, strays handed out
+    python bench/bench.py cv_axes      # street axes drawn from the addresses (no street lines): on, off, settings
     python bench/bench.py suburbs      # Val-de-Marne 2019 lists (no streets, real geocoding noise): left-out electors
     python bench/bench.py speed        # build time: ours against the peers' 20-line geopandas Voronoi
     python bench/bench.py paris        # build Paris 1er–10e from paris_dev/roll.csv: time, memory
@@ -278,6 +279,19 @@ def case_cv_guides(method: str) -> list:
     return rows
 
 
+def case_cv_axes(method: str) -> list:
+    """Street axes drawn from the addresses where no street lines are given (method voronoi): off, the
+    defaults, then one setting moved at a time (both dev sets, the noisy roll, the Val-de-Marne lists)."""
+    grid = [dict(address_axes=False), dict()]
+    grid += [dict(axis_max_pair=v) for v in (25.0, 60.0)] + [dict(axis_reach=v) for v in (40.0, 120.0)]
+    grid += [dict(axis_overshoot=v) for v in (5.0, 40.0)] + [dict(axis_simplify=v) for v in (0.5, 5.0)]
+    rows = []
+    for g in grid:
+        rows += [kfold(name, "voronoi", **g) for name in DEV_SETS] + [kfold("paris_dev", "voronoi", noise=True, **g)]
+        rows += case_suburbs("guides", **g)
+    return rows
+
+
 def case_speed(method: str, runs: int = 5) -> list:
     """Build time on the whole roll of each dev set (2 workers, the default): ours against the peers'
     20-line geopandas script (:func:`plain_voronoi`), each timed from the same in-memory roll. Every method
@@ -477,7 +491,8 @@ def case_france(method: str, sizes=(1, 4, 16, 102)) -> list:
 
 
 CASES = {"paris": case_paris, "dept31": case_dept31, "accuracy": case_accuracy, "noise": case_noise,
-         "cv": case_cv, "cv_guides": case_cv_guides, "speed": case_speed, "suburbs": case_suburbs, "france": case_france,
+         "cv": case_cv, "cv_guides": case_cv_guides, "cv_axes": case_cv_axes, "speed": case_speed,
+         "suburbs": case_suburbs, "france": case_france,
          "france_small": lambda method: case_france(method, sizes=(1, 4, 16))}
 
 

@@ -81,17 +81,20 @@ def tessellation_options(fn):
                      show_default=True, help="auto: streets when street lines are given or fetched, else voronoi."),
         click.option("--no-guides", "no_guides", is_flag=True,
                      help="Do not use street-side guides from the address labels (geo_adresse)."),
+        click.option("--no-address-axes", "no_address_axes", is_flag=True,
+                     help="Where no street lines are given, do not draw street axes from the address labels "
+                          "(the odd and even sides of each street)."),
         click.option("--jobs", "-j", type=int, default=d.jobs, show_default=True, help="Worker processes."),
     ]
 
     @functools.wraps(fn)
     def with_params(*args, geo_types, min_score, outside_tolerance, fragment_max_addresses, join_max_gap,
-                    leftover_max_share, straight_cut_depth, method, no_guides, jobs, **kwargs):
+                    leftover_max_share, straight_cut_depth, method, no_guides, no_address_axes, jobs, **kwargs):
         params = Params(geo_types=tuple(t.strip() for t in geo_types.split(",") if t.strip()), min_score=min_score,
                         outside_tolerance=outside_tolerance, fragment_max_addresses=fragment_max_addresses,
                         join_max_gap=join_max_gap, leftover_max_share=leftover_max_share,
                         straight_cut_depth=straight_cut_depth, method=method,
-                        guides=not no_guides, jobs=jobs)
+                        guides=not no_guides, address_axes=not no_address_axes, jobs=jobs)
         return fn(*args, params=params, **kwargs)
 
     for opt in reversed(opts):
@@ -123,7 +126,8 @@ class BuildCommand(SectionedCommand):
         **dict.fromkeys(["dept", "addresses", "communes", "circonscriptions", "bv_table", "cols",
                          "commune_code_column", "commune_name_column", "geocode_columns", "geocoder_url"], "Inputs"),
         "outputs": "Outputs",
-        **dict.fromkeys(["method", "streets", "osm_streets", "no_guides", "fragment_max_addresses", "join_max_gap",
+        **dict.fromkeys(["method", "streets", "osm_streets", "no_guides", "no_address_axes", "fragment_max_addresses",
+                         "join_max_gap",
                          "leftover_max_share", "straight_cut_depth", "jobs"], "Method"),
         **dict.fromkeys(["geo_types", "min_score", "outside_tolerance"], "Point filters"),
         **dict.fromkeys(["cache", "offline"], "Download and cache"),

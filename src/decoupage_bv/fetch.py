@@ -30,6 +30,9 @@ DATASETS = {
                  {"communes": "communes"}),
 }
 
+# how a build without street lines goes on (the report's note)
+_WITHOUT_LINES = "method voronoi, blocks from street axes drawn from the address labels where the roll has them"
+
 
 def api_base() -> str:
     """The data.gouv.fr API root (``DECOUPAGE_BV_DATAGOUV_API`` overrides it, e.g. for a mirror)."""
@@ -308,7 +311,7 @@ def complete_inputs(dept: str, addresses=None, communes=None, circonscriptions=N
                 out["streets_source"] = "OpenStreetMap via osmnx (" + os.path.basename(out["streets"]) + ")"
             except MissingSourceError:
                 out["streets_note"] = (f"no OpenStreetMap streets in the cache ({cache.path(rel)}) and --offline: "
-                                       "built without street lines (method voronoi)")
+                                       f"built without street lines ({_WITHOUT_LINES})")
             except DownloadError as exc:
                 out["streets_note"] = streets_unavailable(exc)
     return out
@@ -316,7 +319,8 @@ def complete_inputs(dept: str, addresses=None, communes=None, circonscriptions=N
 
 def streets_unavailable(exc: Exception) -> str:
     """The report's note when a département's street lines cannot be had: it is built without them."""
-    return f"street lines unavailable ({exc}): built without them (method voronoi)"
+    return f"street lines unavailable ({exc}): built without them ({_WITHOUT_LINES})"
+
 
 
 def fetch_national(addresses=None, communes=None, circonscriptions=None, cache: Cache = Cache(),

@@ -162,3 +162,91 @@ def street_guides(unit: np.ndarray, bv: np.ndarray, x: np.ndarray, y: np.ndarray
     return pd.DataFrame({"unit": unit_of[src], "bv": np.concatenate([p[1] for p in parts]),
                          "x": np.concatenate([p[2][:, 0] for p in parts]),
                          "y": np.concatenate([p[2][:, 1] for p in parts])})
+
+
+def street_axes(x: np.ndarray, y: np.ndarray, address: np.ndarray, params: Params = Params()) -> np.ndarray:
+    """Street axes of one commune drawn from its addresses alone, as LineStrings (metric CRS).
+
+    Where no street lines are given, the addresses still say where streets run: the odd and even numbers
+    of a street face each other across it. Each numbered address is paired with the nearest address of the
+    other side of its street (at most ``axis_max_pair`` m away); the midpoints, ordered along the street's
+    main direction, make its axis. Each end is carried on along its last segment to the first axis it meets
+    (at most ``axis_reach`` m; else ``axis_overshoot`` m), so that axes close into blocks. A street numbered
+    on one side only has no axis.
+    """
+    empty = np.zeros(0, dtype=object)
+    number, street = parse_addresses(address)
+    ok = (number >= 0) & (street != "")
+    xy = np.c_[np.asarray(x, dtype=float), np.asarray(y, dtype=float)][ok]
+    if len(xy) < 3:
+        return empty
+    code = pd.factorize(street[ok], sort=True)[0]
+    side = number[ok] % 2
+    # one point per street, side and position (a list repeats each address)
+    key = pd.DataFrame({"c": code, "s": side, "x": np.round(xy[:, 0], 1), "y": np.round(xy[:, 1], 1)})
+    first = ~key.duplicated().to_numpy()
+    xy, code, side = xy[first], code[first], side[first]
+    from scipy.spatial import cKDTree
+
+    k = min(24, len(xy))
+    dist, j = cKDTree(xy).query(xy, k=k)
+    dist, j = dist.reshape(len(xy), k), j.reshape(len(xy), k)
+    across = (code[j] == code[:, None]) & (side[j] != side[:, None]) & (dist <= params.axis_max_pair)
+    has = across.any(axis=1)
+    if has.sum() < 2:
+        return empty
+    pick = j[has, np.argmax(across[has], axis=1)]
+    mid, street_of = (xy[has] + xy[pick]) / 2, code[has]
+    # along each street: projected on its main direction (principal axis of its midpoints)
+    n = np.bincount(street_of)
+    cx, cy = (np.bincount(street_of, mid[:, d]) / np.maximum(n, 1) for d in (0, 1))
+    dx, dy = mid[:, 0] - cx[street_of], mid[:, 1] - cy[street_of]
+    sxx, syy, sxy = (np.bincount(street_of, v, minlength=len(n)) for v in (dx * dx, dy * dy, dx * dy))
+    angle = 0.5 * np.arctan2(2 * sxy, sxx - syy)
+    t = dx * np.cos(angle[street_of]) + dy * np.sin(angle[street_of])
+    order = np.lexsort((mid[:, 1], mid[:, 0], t, street_of))
+    mid, street_of = mid[order], street_of[order]
+    fresh = np.r_[True, (street_of[1:] != street_of[:-1]) | (np.abs(mid[1:] - mid[:-1]).sum(axis=1) > 0.01)]
+    mid, street_of = mid[fresh], street_of[fresh]
+    counts = np.bincount(street_of)
+    keep = counts[street_of] >= 2
+    mid, street_of = mid[keep], street_of[keep]
+    if not len(mid):
+        return empty
+    lines = shapely.simplify(shapely.linestrings(mid, indices=pd.factorize(street_of)[0]), params.axis_simplify)
+    lines = lines[shapely.length(lines) >= 1.0]
+    if not len(lines):
+        return empty
+    return _carry_ends(lines, params.axis_reach, params.axis_overshoot)
+
+
+def _carry_ends(lines: np.ndarray, reach: float, overshoot: float) -> np.ndarray:
+    """*lines* with each end carried on along its last segment to the first other line it meets (and 1 m
+    past it, so that the two are noded), at most *reach* m; *overshoot* m where it meets none."""
+    coords, which = shapely.get_coordinates(lines, return_index=True)
+    start = np.searchsorted(which, np.arange(len(lines)))
+    stop = np.r_[start[1:], len(coords)] - 1
+    tip, prev = np.r_[coords[start], coords[stop]], np.r_[coords[start + 1], coords[stop - 1]]
+    own = np.r_[np.arange(len(lines)), np.arange(len(lines))]
+    u = tip - prev
+    u /= np.maximum(np.hypot(u[:, 0], u[:, 1]), 1e-9)[:, None]
+    rays = shapely.linestrings(np.stack([tip + 0.01 * u, tip + reach * u], axis=1))
+    go = np.full(len(tip), overshoot)
+    ri, li = shapely.STRtree(lines).query(rays, predicate="intersects")
+    other = li != own[ri]
+    ri, li = ri[other], li[other]
+    if len(ri):
+        hit, at = shapely.get_coordinates(shapely.intersection(rays[ri], lines[li]), return_index=True)
+        d = np.hypot(*(hit - tip[ri[at]]).T)
+        best = np.full(len(tip), np.inf)
+        np.minimum.at(best, ri[at], d)
+        met = np.isfinite(best)
+        go[met] = best[met] + 1.0
+    end = tip + go[:, None] * u
+    n = len(lines)
+    # rebuild each line: its start carried back, its vertices, its end carried on
+    pieces_xy = np.vstack([end[:n], coords, end[n:]])
+    idx = np.r_[np.arange(n), which, np.arange(n)]
+    pos = np.r_[np.full(n, -1), np.arange(len(coords)), np.full(n, len(coords))]
+    order = np.lexsort((pos, idx))
+    return shapely.linestrings(pieces_xy[order], indices=idx[order])

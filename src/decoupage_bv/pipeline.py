@@ -168,7 +168,8 @@ def build(addresses, communes, dept: str | None = None, circonscriptions=None, c
         "lines": int(len(lines)) if lines is not None else 0,
         "note": streets_note,
     }
-    report["guides"] = {"used": stats["guide_points"] > 0, "points": stats["guide_points"]}
+    report["guides"] = {"used": stats["guide_points"] > 0, "points": stats["guide_points"],
+                        "address_axes": stats["address_axes"]}
     return BuildResult(polygons=gdf, report=report)
 
 

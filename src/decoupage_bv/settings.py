@@ -66,6 +66,17 @@ class Params:
     #: How far a side's range is carried past its first and last known number, where its BV still holds the
     #: nearest address (m; 0 = not at all).
     guide_extension: float = 24.0
+    #: Where no street lines are given, street axes drawn from the addresses' labels (odd and even sides of a
+    #: street face each other across it; :func:`guides.street_axes`) cut the commune into blocks as street
+    #: lines would (cross-validated, bench/).
+    address_axes: bool = True
+    #: An address is paired with the other side of its street at most this far away (m) …
+    axis_max_pair: float = 40.0
+    #: … the axis through the midpoints is simplified within this tolerance (m) …
+    axis_simplify: float = 2.0
+    #: … and each end is carried on to the first axis it meets at most this far (m), else this far.
+    axis_reach: float = 80.0
+    axis_overshoot: float = 20.0
     #: Worker processes for the per-commune stage (1 = in process).
     jobs: int = field(default=2, compare=False)
 

@@ -16,7 +16,7 @@ import numpy as np
 import shapely
 from shapely import STRtree
 
-from .guides import street_guides
+from .guides import street_axes, street_guides
 from .points import rows_by_unit
 from .settings import Params
 
@@ -903,15 +903,21 @@ def _tidy_all(geoms: np.ndarray) -> np.ndarray:
 
 
 def _run(task):
-    """``(unit, {bv: polygon}, guide points laid)``: one commune, its street-side guides laid here, in the
-    worker (they belong to one commune each, and a commune of one BV needs none)."""
+    """``(unit, {bv: polygon}, (guide points laid, street axes drawn))``: one commune, its street-side guides
+    laid here, in the worker (they belong to one commune each, and a commune of one BV needs none), and,
+    where it has no street lines, its street axes drawn from its addresses (:func:`guides.street_axes`)."""
     unit, polygon, xy, labels, weights, params, lines, rows = task
     gxy = glabels = None
+    axes = 0
     if rows is not None and not (labels == labels[0]).all():
         guides = street_guides(np.zeros(len(rows[0]), dtype=np.int64), *rows, params)
         gxy, glabels = guides[["x", "y"]].to_numpy(dtype=float), guides["bv"].to_numpy()
+        if params.address_axes and (lines is None or not len(lines)):
+            drawn = street_axes(*rows[1:], params)
+            if len(drawn):
+                lines, axes, params = drawn, len(drawn), replace(params, method="streets")
     pieces = tessellate_unit(polygon, xy, labels, weights, params, lines, gxy, glabels)
-    return unit, pieces, 0 if glabels is None else len(glabels)
+    return unit, pieces, (0 if glabels is None else len(glabels), axes)
 
 
 def tessellate(units, seeds, params: Params = Params(), progress=None, lines=None, guide_rows=None,
@@ -922,7 +928,8 @@ def tessellate(units, seeds, params: Params = Params(), progress=None, lines=Non
     *progress* is called with the number of units finished. *lines*: street lines (metric CRS) for the
     ``streets`` method. *guide_rows*: the addresses street-side guides are laid from (``unit``, ``bv``,
     ``x``, ``y``, ``address``; :attr:`points.Points.guide_rows`). *stats*, when given, receives
-    ``guide_points``, the number of guide points laid.
+    ``guide_points``, the number of guide points laid, and ``address_axes``, the number of street axes drawn
+    from the addresses of communes without street lines.
     """
     tasks = []
     tree = STRtree(lines) if lines is not None and len(lines) else None
@@ -943,13 +950,14 @@ def tessellate(units, seeds, params: Params = Params(), progress=None, lines=Non
         g = by_unit.get(unit)
         rows = None if g is None else tuple(a[g] for a in row_arrays)
         tasks.append((unit, units[unit], xy[idx], bv[idx], weight[idx], params, sub, rows))
-    results, guide_points = {}, 0
+    results, guide_points, axes = {}, 0, 0
 
     def collect(done):
-        nonlocal guide_points
-        unit, res, laid = done
+        nonlocal guide_points, axes
+        unit, res, (laid, drawn) = done
         results[unit] = res
         guide_points += laid
+        axes += drawn
         if progress:
             progress(1)
 
@@ -971,4 +979,5 @@ def tessellate(units, seeds, params: Params = Params(), progress=None, lines=Non
                 collect(done)
     if stats is not None:
         stats["guide_points"] = guide_points
+        stats["address_axes"] = axes
     return dict(sorted(results.items()))

@@ -1,0 +1,73 @@
+"""Street axes drawn from the addresses alone (odd and even sides facing each other), for rolls without
+street lines."""
+
+import numpy as np
+import shapely
+
+from conftest import roll_rows, square_communes
+from decoupage_bv import Params, build
+from decoupage_bv.guides import street_axes
+
+X0, Y0 = 650000.0, 6860000.0
+
+
+def _street(name, start, stop, step, across, horizontal=True, odd_first=True):
+    """Addresses of both sides of a straight street: (x, y, label), odd side on one side of the axis."""
+    out = []
+    for k, t in enumerate(np.arange(start, stop + 1e-9, step)):
+        for side, n in ((across, 2 * k + 1), (-across, 2 * k + 2)):
+            s = side if odd_first else -side
+            out.append((t, s, f"{n} {name}") if horizontal else (s, t, f"{n} {name}"))
+    return out
+
+
+def _axes(rows, **params):
+    x, y, adr = (np.array(v) for v in zip(*rows))
+    return street_axes(x.astype(float), y.astype(float), adr.astype(object), Params(**params))
+
+
+def test_axis_runs_between_the_two_sides_and_reaches_the_cross_street():
+    rue_a = _street("Rue A", 0.0, 200.0, 20.0, 8.0)  # axis y = 0, x from 0 to 200
+    rue_b = [(x + 100.0, y + 30.0, a) for x, y, a in _street("Rue B", 0.0, 200.0, 20.0, 7.0, horizontal=False)]
+    axes = _axes(rue_a + rue_b)
+    assert len(axes) == 2
+    a = next(g for g in axes if abs(shapely.get_coordinates(g)[:, 1]).max() < 50)
+    assert np.abs(shapely.get_coordinates(a)[:, 1]).max() < 1e-6  # on the axis, midway between the sides
+    b = next(g for g in axes if g is not a)
+    # Rue B's last pair is 30 m short of Rue A: its end is carried on until it meets Rue A's axis, and 1 m past
+    assert b.intersects(a)
+    assert abs(shapely.get_coordinates(b)[:, 1].min() + 1.0) < 1e-6
+    # an end that meets nothing goes a little past its last pair, not on and on
+    assert shapely.get_coordinates(a)[:, 0].min() == -20.0 and shapely.get_coordinates(a)[:, 0].max() == 220.0
+
+
+def test_a_street_numbered_on_one_side_or_with_its_sides_far_apart_has_no_axis():
+    one_side = [(20.0 * k, 8.0, f"{2 * k + 2} Quai C") for k in range(10)]
+    far = [(20.0 * k, 100.0 + 60.0 * (k % 2), f"{k + 1} Rue D") for k in range(10)]  # 60 m across
+    assert len(_axes(one_side)) == 0 and len(_axes(far, axis_max_pair=40.0)) == 0
+    assert len(_axes([(0.0, 0.0, "Place E"), (5.0, 5.0, "")])) == 0
+
+
+def test_without_street_lines_the_axes_keep_a_bv_to_its_own_side_of_the_street():
+    """BV 1 holds the block north of Rue S, whose few addresses on Rue S are 80 m and 62 numbers apart (too
+    far for a street-side guide); BV 2 faces it across Rue S every 20 m. Voronoi hands the parts of the
+    block nearer BV 2's facades to BV 2 across the street; the axes close the block and give it to BV 1."""
+    com = square_communes([("31001", "Alpha", X0, Y0, 1000.0)])
+    rows = [("31001_1", x, 8.0, f"{1 + 62 * k} Rue S") for k, x in enumerate(range(300, 701, 80))]
+    rows += [("31001_2", float(x), -8.0, f"{2 + 2 * k} Rue S") for k, x in enumerate(range(300, 701, 20))]
+    # the block's other sides: Rue N (y = 200), Rue W (x = 300), Rue E (x = 700); inner sides BV 1
+    n = _street("Rue N", 300.0, 700.0, 20.0, 8.0)
+    rows += [("31001_1" if y < 0 else "31001_3", x, y + 200.0, a) for x, y, a in n]
+    for name, x0 in (("Rue W", 300.0), ("Rue E", 700.0)):
+        for x, y, a in _street(name, 20.0, 180.0, 20.0, 8.0, horizontal=False):
+            inner = x > 0 if x0 == 300.0 else x < 0
+            rows.append(("31001_1" if inner else "31001_3", x + x0, y, a))
+    roll = roll_rows([(bv, "31001", x + X0, y + Y0 + 300) for bv, x, y, _ in rows]).assign(
+        address=[a for *_, a in rows])
+    block = shapely.box(X0 + 310, Y0 + 310, X0 + 690, Y0 + 490)
+    r = build(roll, com, params=Params(jobs=1))
+    poly = r.polygons.set_index("code_bv").to_crs(2154)
+    without = build(roll, com, params=Params(jobs=1, address_axes=False)).polygons.set_index("code_bv").to_crs(2154)
+    assert r.report["guides"]["address_axes"] == 4
+    assert poly.loc["0002"].geometry.intersection(block).area < 1.0
+    assert without.loc["0002"].geometry.intersection(block).area > 1000.0
