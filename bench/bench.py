@@ -283,8 +283,8 @@ def case_cv_axes(method: str) -> list:
     """Street axes drawn from the addresses where no street lines are given (method voronoi): off, the
     defaults, then one setting moved at a time (both dev sets, the noisy roll, the Val-de-Marne lists)."""
     grid = [dict(address_axes=False), dict()]
-    grid += [dict(axis_max_pair=v) for v in (25.0, 60.0)] + [dict(axis_reach=v) for v in (40.0, 120.0)]
-    grid += [dict(axis_overshoot=v) for v in (5.0, 40.0)] + [dict(axis_simplify=v) for v in (0.5, 5.0)]
+    grid += [dict(axis_max_pair=v) for v in (25.0, 60.0)] + [dict(axis_simplify=v) for v in (0.5, 5.0)]
+    grid += [dict(axis_reach=r, axis_overshoot=o) for r, o in ((80.0, 20.0), (160.0, 60.0), (240.0, 100.0))]
     rows = []
     for g in grid:
         rows += [kfold(name, "voronoi", **g) for name in DEV_SETS] + [kfold("paris_dev", "voronoi", noise=True, **g)]

@@ -29,7 +29,7 @@ def _axes(rows, **params):
 def test_axis_runs_between_the_two_sides_and_reaches_the_cross_street():
     rue_a = _street("Rue A", 0.0, 200.0, 20.0, 8.0)  # axis y = 0, x from 0 to 200
     rue_b = [(x + 100.0, y + 30.0, a) for x, y, a in _street("Rue B", 0.0, 200.0, 20.0, 7.0, horizontal=False)]
-    axes = _axes(rue_a + rue_b)
+    axes = _axes(rue_a + rue_b, axis_reach=80.0, axis_overshoot=20.0)
     assert len(axes) == 2
     a = next(g for g in axes if abs(shapely.get_coordinates(g)[:, 1]).max() < 50)
     assert np.abs(shapely.get_coordinates(a)[:, 1]).max() < 1e-6  # on the axis, midway between the sides
@@ -37,7 +37,7 @@ def test_axis_runs_between_the_two_sides_and_reaches_the_cross_street():
     # Rue B's last pair is 30 m short of Rue A: its end is carried on until it meets Rue A's axis, and 1 m past
     assert b.intersects(a)
     assert abs(shapely.get_coordinates(b)[:, 1].min() + 1.0) < 1e-6
-    # an end that meets nothing goes a little past its last pair, not on and on
+    # an end that meets nothing goes a little past its last pair (axis_overshoot), not on and on
     assert shapely.get_coordinates(a)[:, 0].min() == -20.0 and shapely.get_coordinates(a)[:, 0].max() == 220.0
 
 

@@ -75,8 +75,8 @@ class Params:
     #: … the axis through the midpoints is simplified within this tolerance (m) …
     axis_simplify: float = 2.0
     #: … and each end is carried on to the first axis it meets at most this far (m), else this far.
-    axis_reach: float = 80.0
-    axis_overshoot: float = 20.0
+    axis_reach: float = 120.0
+    axis_overshoot: float = 40.0
     #: Worker processes for the per-commune stage (1 = in process).
     jobs: int = field(default=2, compare=False)
 
