@@ -99,11 +99,13 @@ def _parse_ascii(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def street_guides(unit: np.ndarray, bv: np.ndarray, x: np.ndarray, y: np.ndarray, address: np.ndarray,
-                  params: Params = Params()) -> pd.DataFrame:
-    """Guide points (``unit``, ``bv``, ``x``, ``y``) from addresses with a house number, in a metric CRS."""
+                  params: Params = Params(), parsed: tuple | None = None) -> pd.DataFrame:
+    """Guide points (``unit``, ``bv``, ``x``, ``y``) from addresses with a house number, in a metric CRS.
+
+    *parsed*: ``parse_addresses(address)``, when the caller has it already."""
     empty = pd.DataFrame({"unit": pd.Series(dtype=object), "bv": pd.Series(dtype=np.int64),
                           "x": pd.Series(dtype=float), "y": pd.Series(dtype=float)})
-    number, street = parse_addresses(address)
+    number, street = parse_addresses(address) if parsed is None else parsed
     ok = (number >= 0) & (street != "")
     if ok.sum() < 2:
         return empty
@@ -164,7 +166,8 @@ def street_guides(unit: np.ndarray, bv: np.ndarray, x: np.ndarray, y: np.ndarray
                          "y": np.concatenate([p[2][:, 1] for p in parts])})
 
 
-def street_axes(x: np.ndarray, y: np.ndarray, address: np.ndarray, params: Params = Params()) -> np.ndarray:
+def street_axes(x: np.ndarray, y: np.ndarray, address: np.ndarray, params: Params = Params(),
+                parsed: tuple | None = None) -> np.ndarray:
     """Street axes of one commune drawn from its addresses alone, as LineStrings (metric CRS).
 
     Where no street lines are given, the addresses still say where streets run: the odd and even numbers
@@ -172,10 +175,10 @@ def street_axes(x: np.ndarray, y: np.ndarray, address: np.ndarray, params: Param
     other side of its street (at most ``axis_max_pair`` m away); the midpoints, ordered along the street's
     main direction, make its axis. Each end is carried on along its last segment to the first axis it meets
     (at most ``axis_reach`` m; else ``axis_overshoot`` m), so that axes close into blocks. A street numbered
-    on one side only has no axis.
+    on one side only has no axis. *parsed*: ``parse_addresses(address)``, when the caller has it already.
     """
     empty = np.zeros(0, dtype=object)
-    number, street = parse_addresses(address)
+    number, street = parse_addresses(address) if parsed is None else parsed
     ok = (number >= 0) & (street != "")
     xy = np.c_[np.asarray(x, dtype=float), np.asarray(y, dtype=float)][ok]
     if len(xy) < 3:

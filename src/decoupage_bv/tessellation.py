@@ -16,7 +16,7 @@ import numpy as np
 import shapely
 from shapely import STRtree
 
-from .guides import street_axes, street_guides
+from .guides import parse_addresses, street_axes, street_guides
 from .points import rows_by_unit
 from .settings import Params
 
@@ -910,10 +910,11 @@ def _run(task):
     gxy = glabels = None
     axes = 0
     if rows is not None and not (labels == labels[0]).all():
-        guides = street_guides(np.zeros(len(rows[0]), dtype=np.int64), *rows, params)
+        parsed = parse_addresses(rows[3])
+        guides = street_guides(np.zeros(len(rows[0]), dtype=np.int64), *rows, params, parsed)
         gxy, glabels = guides[["x", "y"]].to_numpy(dtype=float), guides["bv"].to_numpy()
         if params.address_axes and (lines is None or not len(lines)):
-            drawn = street_axes(*rows[1:], params)
+            drawn = street_axes(*rows[1:], params, parsed)
             if len(drawn):
                 lines, axes, params = drawn, len(drawn), replace(params, method="streets")
     pieces = tessellate_unit(polygon, xy, labels, weights, params, lines, gxy, glabels)
