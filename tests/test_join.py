@@ -140,3 +140,20 @@ def test_join_along_the_limits_when_every_straight_strip_cuts_a_bv(monkeypatch):
     assert shapely.intersects(joined[1], shapely.LineString([(90, 45), (210, 45)]))  # under B
     monkeypatch.setattr(tessellation, "_limit_path", lambda *args: None)
     assert _parts(run()[1]) == 2
+
+
+def test_by_default_a_piece_of_more_than_fragment_size_stays_with_its_bv():
+    # a street of A (12 addresses) among B's, cut off from A by B's wall: its addresses say it is A's, and
+    # by default it stays A's (multipart); only a share rule (10 % here) hands it out, and loses all of them
+    a_main = _grid(0, 60, 0, 100, step=10.0)
+    street = np.c_[np.arange(200.0, 256.0, 5.0), np.full(12, 50.0)]
+    wall = _grid(150, 150, 0, 100, step=1.0)
+    b = _grid(170, 300, 0, 100, step=10.0)
+    b = b[np.hypot(*(b[:, None, :] - street[None, :, :]).transpose(2, 0, 1)).min(axis=1) > 4]
+    a = np.r_[a_main, street]
+    xy = np.r_[a, wall, b]
+    labels = np.array([1] * len(a) + [2] * (len(wall) + len(b)))
+    kept = _run(xy, labels, guided=True)
+    assert _parts(kept[1]) == 2 and shapely.intersects_xy(kept[1], street[:, 0], street[:, 1]).all()
+    given = _run(xy, labels, guided=True, fragment_max_share=0.2)
+    assert _parts(given[1]) == 1 and not shapely.intersects_xy(given[1], street[:, 0], street[:, 1]).any()

@@ -72,7 +72,8 @@ def tessellation_options(fn):
                           "lies there (0: never)."),
         click.option("--leftover-max-share", type=float, default=d.leftover_max_share, show_default=True,
                      help="A detached piece that could not be joined goes to a neighbour when it holds at most "
-                          "this share of its BV's addresses (1: every BV in one piece; where guides apply)."),
+                          "this share of its BV's addresses (1: every BV in one piece, at the price of the "
+                          "addresses given away; 0: fragments only; where guides apply)."),
         click.option("--straight-cut-depth", type=float, default=d.straight_cut_depth, show_default=True,
                      help="Method streets: in a block shared by BVs that straight lines separate, the limits "
                           "are those lines deeper inside the block than this many metres from the street axes "

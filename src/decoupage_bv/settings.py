@@ -23,8 +23,10 @@ class Params:
     colocation_grid: float = 0.1
     #: A detached piece of a BV holding at most this many addresses goes to a neighbour …
     fragment_max_addresses: int = 5
-    #: … or at most this share of the BV's addresses (both chosen by cross-validation, bench/).
-    fragment_max_share: float = 0.1
+    #: … or at most this share of the BV's addresses (0 = by count only: a detached piece of more addresses
+    #: than that is a street or a cluster that the roll truly gives to its BV, and handing it out loses all
+    #: of them; cross-validated per commune against plain Voronoi, bench/).
+    fragment_max_share: float = 0.0
     #: A detached piece of a BV at most this far from its main piece (m) is joined to it through the gap
     #: between them, or along the limits between BVs (at most as long), when no address of another BV lies
     #: there (0 = never; cross-validated, bench/).
@@ -33,8 +35,9 @@ class Params:
     join_min_width: float = 2.0
     join_max_width: float = 20.0
     #: A detached piece that could not be joined goes to the neighbour sharing its longest border when it
-    #: holds at most this share of its BV's addresses (1 = every BV in one piece, as official BVs are).
-    leftover_max_share: float = 0.35
+    #: holds at most this share of its BV's addresses (1 = every BV in one piece, as official BVs are; 0 = only
+    #: fragments: fewer BVs in pieces, at the price of the addresses given away, bench/).
+    leftover_max_share: float = 0.0
     #: A detached piece of a BV holding at most this many addresses is a stray (a misplaced or mislabelled
     #: row, most often) and goes to a neighbour before any join; larger pieces are joined to their BV when
     #: they can be, and only then handed out by the thresholds above. Where no street-side guide applies (a

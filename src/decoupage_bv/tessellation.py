@@ -877,9 +877,8 @@ def tessellate_unit(polygon, xy: np.ndarray, labels: np.ndarray, weights: np.nda
         # fragments and leftovers among them are handed out
         pieces = clean_fragments(polygon, pieces, xy, labels, weights, strays)
         pieces = join_pieces(polygon, pieces, xy, labels, weights, params)
-        if params.leftover_max_share > params.fragment_max_share:
-            pieces = clean_fragments(polygon, pieces, xy, labels, weights, replace(
-                params, fragment_max_share=params.leftover_max_share))
+        pieces = clean_fragments(polygon, pieces, xy, labels, weights, replace(
+            params, fragment_max_share=max(params.fragment_max_share, params.leftover_max_share)))
     return {lab: _tidy(g) for lab, g in pieces.items() if not g.is_empty}
 
 
