@@ -322,7 +322,6 @@ def streets_unavailable(exc: Exception) -> str:
     return f"street lines unavailable ({exc}): built without them ({_WITHOUT_LINES})"
 
 
-
 def fetch_national(addresses=None, communes=None, circonscriptions=None, cache: Cache = Cache(),
                    offline: bool = False, progress: bool = True) -> dict:
     """The national inputs of a run over several départements, those not given downloaded whole (resumable)
