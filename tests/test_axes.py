@@ -11,12 +11,11 @@ from decoupage_bv.guides import street_axes
 X0, Y0 = 650000.0, 6860000.0
 
 
-def _street(name, start, stop, step, across, horizontal=True, odd_first=True):
-    """Addresses of both sides of a straight street: (x, y, label), odd side on one side of the axis."""
+def _street(name, start, stop, step, across, horizontal=True):
+    """Addresses of both sides of a straight street: (x, y, label), odd numbers at +across, even at -across."""
     out = []
     for k, t in enumerate(np.arange(start, stop + 1e-9, step)):
-        for side, n in ((across, 2 * k + 1), (-across, 2 * k + 2)):
-            s = side if odd_first else -side
+        for s, n in ((across, 2 * k + 1), (-across, 2 * k + 2)):
             out.append((t, s, f"{n} {name}") if horizontal else (s, t, f"{n} {name}"))
     return out
 

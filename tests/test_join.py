@@ -144,7 +144,7 @@ def test_join_along_the_limits_when_every_straight_strip_cuts_a_bv(monkeypatch):
 
 def test_by_default_a_piece_of_more_than_fragment_size_stays_with_its_bv():
     # a street of A (12 addresses) among B's, cut off from A by B's wall: its addresses say it is A's, and
-    # by default it stays A's (multipart); only a share rule (10 % here) hands it out, and loses all of them
+    # by default it stays A's (multipart); only a share rule (20 % here) hands it out, and loses all of them
     a_main = _grid(0, 60, 0, 100, step=10.0)
     street = np.c_[np.arange(200.0, 256.0, 5.0), np.full(12, 50.0)]
     wall = _grid(150, 150, 0, 100, step=1.0)
