@@ -10,6 +10,7 @@ from conftest import data, roll_rows, square_communes
 from decoupage_bv import Params, build
 from decoupage_bv.evaluate import evaluate, outline_leak
 from decoupage_bv.guides import parse_addresses, street_guides
+from decoupage_bv.tessellation import tessellate_unit
 
 X0, Y0 = 650000.0, 6860000.0
 
@@ -128,3 +129,29 @@ def test_arrow_and_python_parsers_agree_on_ascii_labels():
     assert (py[0] == arrow[0]).all() and (py[1] == arrow[1]).all()
     assert py[0][:4].tolist() == [33, 12, 12, 12345]
     assert py[1][:4].tolist() == ["Avenue Duquesne", "rue X", "-Rue", "6 Rue"]
+
+
+def test_bv_changes_at_the_cross_street_between_two_numbers():
+    # rue A runs along y = 0 and a cross street along x = 30; on rue A's odd side, no. 5 (BV 1, x = 20) and
+    # no. 7 (BV 2, x = 100) lie on either side of the cross street, so guides half and half between them
+    # would carry BV 1 past it, to x = 60. No. 2 rue du Nord (BV 1) makes the north-east block mixed.
+    square = shapely.box(-50, -60, 150, 60)
+    lines = np.array([shapely.LineString([(-60, 0), (160, 0)]), shapely.LineString([(30, -70), (30, 70)])])
+    rows = [("u", 1, -40.0, 8.0, "1 Rue A"), ("u", 1, -20.0, 8.0, "3 Rue A"), ("u", 1, 20.0, 8.0, "5 Rue A"),
+            ("u", 2, 100.0, 8.0, "7 Rue A"), ("u", 2, 120.0, 8.0, "9 Rue A"), ("u", 1, 40.0, 52.0, "2 Rue du Nord"),
+            ("u", 1, -20.0, -8.0, "2 Rue A"), ("u", 1, 100.0, -8.0, "4 Rue A")]
+    xy = np.array([(r[2], r[3]) for r in rows])
+    labels = np.array([r[1] for r in rows])
+    g = _guides(rows)
+    gxy, glab = g[["x", "y"]].to_numpy(), g["bv"].to_numpy()
+    ends = (g[["x_lo", "y_lo"]].to_numpy(), g["bv_lo"].to_numpy(), g[["x_hi", "y_hi"]].to_numpy(), g["bv_hi"].to_numpy())
+    assert ((glab == 1) & (gxy[:, 0] > 30) & (gxy[:, 1] == 8)).any()  # laid midway, past the cross street
+
+    def bv_at(params, x, y):
+        out = tessellate_unit(square, xy, labels, np.ones(len(xy)), params, lines, gxy, glab, ends)
+        assert abs(sum(p.area for p in out.values()) - square.area) < 1e-6
+        return [lab for lab, p in out.items() if shapely.intersects_xy(p, x, y)]
+
+    # a facade of rue A just past the cross street: BV 2 with the rule, BV 1 from the midway guides without
+    assert bv_at(Params(method="streets", jobs=1), 40.0, 8.0) == [2]
+    assert bv_at(Params(method="streets", jobs=1, guide_blocks=False), 40.0, 8.0) == [1]

@@ -102,9 +102,14 @@ def street_guides(unit: np.ndarray, bv: np.ndarray, x: np.ndarray, y: np.ndarray
                   params: Params = Params(), parsed: tuple | None = None) -> pd.DataFrame:
     """Guide points (``unit``, ``bv``, ``x``, ``y``) from addresses with a house number, in a metric CRS.
 
+    Each guide also carries the two addresses it was laid between (``x_lo``, ``y_lo``, ``bv_lo``, ``x_hi``,
+    ``y_hi``, ``bv_hi``; the same address twice for a guide past the end of a range), so that a limit between
+    two BVs can move to the street crossed between them (:func:`tessellation.guides_by_block`).
+
     *parsed*: ``parse_addresses(address)``, when the caller has it already."""
-    empty = pd.DataFrame({"unit": pd.Series(dtype=object), "bv": pd.Series(dtype=np.int64),
-                          "x": pd.Series(dtype=float), "y": pd.Series(dtype=float)})
+    columns = {"unit": object, "bv": np.int64, "x": float, "y": float, "x_lo": float, "y_lo": float,
+               "bv_lo": np.int64, "x_hi": float, "y_hi": float, "bv_hi": np.int64}
+    empty = pd.DataFrame({c: pd.Series(dtype=t) for c, t in columns.items()})
     number, street = parse_addresses(address) if parsed is None else parsed
     ok = (number >= 0) & (street != "")
     if ok.sum() < 2:
@@ -133,7 +138,7 @@ def street_guides(unit: np.ndarray, bv: np.ndarray, x: np.ndarray, y: np.ndarray
         j = np.arange(len(seg)) - np.repeat(np.cumsum(k - 1) - (k - 1), k - 1) + 1
         t = j / k[seg]
         lab = np.where(t < 0.5, b[a[seg]], b[a[seg] + 1])
-        parts.append((a[seg], lab, xy[a[seg]] + t[:, None] * vec[seg]))
+        parts.append((a[seg], lab, xy[a[seg]] + t[:, None] * vec[seg], a[seg] + 1))
 
     # past the ends of a side's known range, away from its neighbour
     ext = params.guide_extension
@@ -157,13 +162,16 @@ def street_guides(unit: np.ndarray, bv: np.ndarray, x: np.ndarray, y: np.ndarray
             gi, ai = shapely.STRtree(shapely.points(everyone)).query_nearest(shapely.points(gxy), all_matches=False)
             held = np.zeros(len(gxy), dtype=bool)
             held[gi] = np.asarray(bv)[ai] == b[end[e[gi]]]
-            parts.append((end[e[held]], b[end[e[held]]], gxy[held]))
+            parts.append((end[e[held]], b[end[e[held]]], gxy[held], end[e[held]]))
     if not parts:
         return empty
     src = np.concatenate([p[0] for p in parts])
+    other = np.concatenate([p[3] for p in parts])
     return pd.DataFrame({"unit": unit_of[src], "bv": np.concatenate([p[1] for p in parts]),
                          "x": np.concatenate([p[2][:, 0] for p in parts]),
-                         "y": np.concatenate([p[2][:, 1] for p in parts])})
+                         "y": np.concatenate([p[2][:, 1] for p in parts]),
+                         "x_lo": xy[src, 0], "y_lo": xy[src, 1], "bv_lo": b[src],
+                         "x_hi": xy[other, 0], "y_hi": xy[other, 1], "bv_hi": b[other]})
 
 
 def street_axes(x: np.ndarray, y: np.ndarray, address: np.ndarray, params: Params = Params(),

@@ -69,6 +69,13 @@ class Params:
     #: How far a side's range is carried past its first and last known number, where its BV still holds the
     #: nearest address (m; 0 = not at all).
     guide_extension: float = 24.0
+    #: Where the street network cuts a commune into blocks, a guide between two numbers that lie in different
+    #: blocks takes the BV of the number whose block it is in: the BV changes at the street between them
+    #: (:func:`tessellation.guides_by_block`; cross-validated, bench/) …
+    guide_blocks: bool = True
+    #: … and the guides carried past a range's end may cross into the next block (False: they stay in the
+    #: block of the range's last number).
+    guide_extension_across: bool = True
     #: Where no street lines are given, street axes drawn from the addresses' labels (odd and even sides of a
     #: street face each other across it; :func:`guides.street_axes`) cut the commune into blocks as street
     #: lines would (cross-validated, bench/).
