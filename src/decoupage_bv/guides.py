@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from ._grid import nearest_within
 from .settings import Params
 
 # number (and suffix), then the street up to the postcode: two linear scans (one pattern with a lazy street
@@ -44,8 +45,10 @@ def _street_key(name: str) -> str:
 def parse_addresses(labels) -> tuple[np.ndarray, np.ndarray]:
     """House number (``-1`` when none) and normalised street name (``''`` when none) of each address label."""
     # a list of electors repeats each address: parse each distinct label once
-    row_label, distinct = pd.factorize(pd.Series(labels, dtype=object).fillna("").astype(str))
-    numbers, names = _parse(np.asarray(distinct, dtype=object))
+    row_label, distinct = pd.factorize(np.asarray(labels, dtype=object))  # missing values: -1, parsed as ''
+    distinct = np.array([v if isinstance(v, str) else str(v) for v in distinct] + [""], dtype=object)
+    row_label[row_label < 0] = len(distinct) - 1
+    numbers, names = _parse(distinct)
     # street names repeat: normalise each distinct one once
     inverse, uniq = pd.factorize(pd.Series(names, dtype=object))
     keys = np.array([_street_key(u) for u in uniq] + [""], dtype=object)
@@ -158,10 +161,10 @@ def street_guides(unit: np.ndarray, bv: np.ndarray, x: np.ndarray, y: np.ndarray
             gxy = xy[end[e]] + t[:, None] * vec[e]
             # only as far as the range's own BV holds the nearest address: past the corner, where another
             # BV's addresses are nearer, the range does not bite into them
+            # (the range's own end is as near as the distance carried, so the nearest lies within it)
             everyone = np.c_[np.asarray(x, dtype=float), np.asarray(y, dtype=float)]
-            gi, ai = shapely.STRtree(shapely.points(everyone)).query_nearest(shapely.points(gxy), all_matches=False)
-            held = np.zeros(len(gxy), dtype=bool)
-            held[gi] = np.asarray(bv)[ai] == b[end[e[gi]]]
+            ai = nearest_within(gxy, everyone, np.tile(dist, len(end)) + 1e-6)
+            held = (ai >= 0) & (np.asarray(bv)[np.maximum(ai, 0)] == b[end[e]])
             parts.append((end[e[held]], b[end[e[held]]], gxy[held], end[e[held]]))
     if not parts:
         return empty

@@ -16,6 +16,7 @@ import numpy as np
 import shapely
 from shapely import STRtree
 
+from ._grid import box_pairs
 from .guides import parse_addresses, street_axes, street_guides
 from .points import rows_by_unit
 from .settings import Params
@@ -609,50 +610,10 @@ def _dedupe(xy: np.ndarray, labels: np.ndarray, grid: float = 0.05) -> tuple[np.
     return xy[first], labels[first]
 
 
-def _box_pairs(bounds: np.ndarray, xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(box, point)`` index pairs of the points of *xy* inside each box of *bounds* (edges included).
-
-    A numpy join through a grid of cells about a box wide: no Point objects, no tree, no Python loop.
-    """
-    finite = np.isfinite(bounds).all(axis=1)
-    span = np.maximum(bounds[finite, 2:] - bounds[finite, :2], 0.0)
-    if not finite.any():
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    origin = xy.min(axis=0)
-    size = max(float(np.median(span)), 1.0)
-    while True:  # a few large boxes among small ones must not span millions of cells
-        cells = ((np.floor(span / size) + 2).prod(axis=1)).sum()
-        if cells <= 4 * (len(xy) + len(bounds)):
-            break
-        size *= 2
-    cxy = np.floor((xy - origin) / size).astype(np.int64)
-    ncols, nrows = int(cxy[:, 0].max()) + 1, int(cxy[:, 1].max()) + 1
-    pcell = cxy[:, 0] * nrows + cxy[:, 1]
-    porder = np.argsort(pcell, kind="stable")
-    psorted = pcell[porder]
-    top = np.array([ncols - 1, nrows - 1])
-    box = np.flatnonzero(finite)
-    lo = np.clip(np.floor((bounds[box, :2] - origin) / size).astype(np.int64), 0, top)
-    hi = np.clip(np.floor((bounds[box, 2:] - origin) / size).astype(np.int64), -1, top)
-    nx, ny = np.maximum(hi[:, 0] - lo[:, 0] + 1, 0), np.maximum(hi[:, 1] - lo[:, 1] + 1, 0)
-    n = nx * ny
-    which = np.repeat(np.arange(len(box)), n)
-    k = np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n)
-    cell = (lo[which, 0] + k // ny[which]) * nrows + lo[which, 1] + k % ny[which]
-    start = np.searchsorted(psorted, cell, "left")
-    m = np.searchsorted(psorted, cell, "right") - start
-    which = np.repeat(which, m)
-    pt = porder[np.arange(int(m.sum())) - np.repeat(np.cumsum(m) - m, m) + np.repeat(start, m)]
-    box = box[which]
-    x, y = xy[pt, 0], xy[pt, 1]
-    inside = (x >= bounds[box, 0]) & (x <= bounds[box, 2]) & (y >= bounds[box, 1]) & (y <= bounds[box, 3])
-    return box[inside], pt[inside]
-
-
 def _block_pairs(blocks: np.ndarray, xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(point, block)`` of each point of *xy* inside a block, sorted by point (a point on a shared edge
     counts in the lowest block)."""
-    bi, pi = _box_pairs(shapely.bounds(blocks), xy)
+    bi, pi = box_pairs(shapely.bounds(blocks), xy)
     shapely.prepare(blocks)
     inside = shapely.intersects_xy(blocks[bi], xy[pi, 0], xy[pi, 1])
     bi, pi = bi[inside], pi[inside]
