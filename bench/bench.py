@@ -407,6 +407,19 @@ def case_cv_handout(method: str) -> list:
     return rows
 
 
+def case_cv_blocks(method: str) -> list:
+    """Guides relabelled by block where the two numbers they join lie in different blocks (Method, step 4):
+    off, on, and on with the guides past a range's end kept in its block; ``streets`` and ``voronoi`` (address
+    axes) on both dev sets and the noisy roll, and the Val-de-Marne lists."""
+    grid = [dict(guide_blocks=False), dict(), dict(guide_extension_across=False)]
+    rows = []
+    for g in grid:
+        for m in ("streets", "voronoi"):
+            rows += [kfold(name, m, **g) for name in DEV_SETS] + [kfold("paris_dev", m, noise=True, **g)]
+        rows += case_suburbs("guides", **g)
+    return rows
+
+
 def synth_france(n_depts: int, rows_total: int = 20_000_000, folder: str = "/tmp/decoupage_bv_france",
                  seed: int = 0) -> tuple[str, str]:
     """A synthetic France at real scale: *rows_total* × n/102 address rows over *n_depts* départements
@@ -529,7 +542,7 @@ def case_france(method: str, sizes=(1, 4, 16, 102)) -> list:
 
 CASES = {"paris": case_paris, "dept31": case_dept31, "accuracy": case_accuracy, "noise": case_noise,
          "cv": case_cv, "cv_guides": case_cv_guides, "cv_axes": case_cv_axes, "cv_handout": case_cv_handout,
-         "speed": case_speed,
+         "cv_blocks": case_cv_blocks, "speed": case_speed,
          "suburbs": case_suburbs, "france": case_france,
          "france_small": lambda method: case_france(method, sizes=(1, 4, 16))}
 

@@ -144,7 +144,7 @@ def test_bv_changes_at_the_cross_street_between_two_numbers():
     labels = np.array([r[1] for r in rows])
     g = _guides(rows)
     gxy, glab = g[["x", "y"]].to_numpy(), g["bv"].to_numpy()
-    ends = (g[["x_lo", "y_lo"]].to_numpy(), g["bv_lo"].to_numpy(), g[["x_hi", "y_hi"]].to_numpy(), g["bv_hi"].to_numpy())
+    ends = (xy, labels, g["lo"].to_numpy(), g["hi"].to_numpy())
     assert ((glab == 1) & (gxy[:, 0] > 30) & (gxy[:, 1] == 8)).any()  # laid midway, past the cross street
 
     def bv_at(params, x, y):

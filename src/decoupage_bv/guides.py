@@ -105,13 +105,12 @@ def street_guides(unit: np.ndarray, bv: np.ndarray, x: np.ndarray, y: np.ndarray
                   params: Params = Params(), parsed: tuple | None = None) -> pd.DataFrame:
     """Guide points (``unit``, ``bv``, ``x``, ``y``) from addresses with a house number, in a metric CRS.
 
-    Each guide also carries the two addresses it was laid between (``x_lo``, ``y_lo``, ``bv_lo``, ``x_hi``,
-    ``y_hi``, ``bv_hi``; the same address twice for a guide past the end of a range), so that a limit between
-    two BVs can move to the street crossed between them (:func:`tessellation.guides_by_block`).
+    Each guide also carries the two addresses it was laid between (``lo``, ``hi``: positions in the input
+    arrays; the same address twice for a guide past the end of a range), so that a limit between two BVs can
+    move to the street crossed between them (:func:`tessellation.guides_by_block`).
 
     *parsed*: ``parse_addresses(address)``, when the caller has it already."""
-    columns = {"unit": object, "bv": np.int64, "x": float, "y": float, "x_lo": float, "y_lo": float,
-               "bv_lo": np.int64, "x_hi": float, "y_hi": float, "bv_hi": np.int64}
+    columns = {"unit": object, "bv": np.int64, "x": float, "y": float, "lo": np.int64, "hi": np.int64}
     empty = pd.DataFrame({c: pd.Series(dtype=t) for c, t in columns.items()})
     number, street = parse_addresses(address) if parsed is None else parsed
     ok = (number >= 0) & (street != "")
@@ -170,11 +169,10 @@ def street_guides(unit: np.ndarray, bv: np.ndarray, x: np.ndarray, y: np.ndarray
         return empty
     src = np.concatenate([p[0] for p in parts])
     other = np.concatenate([p[3] for p in parts])
+    row = np.flatnonzero(ok)[order]  # sorted position → input position
     return pd.DataFrame({"unit": unit_of[src], "bv": np.concatenate([p[1] for p in parts]),
                          "x": np.concatenate([p[2][:, 0] for p in parts]),
-                         "y": np.concatenate([p[2][:, 1] for p in parts]),
-                         "x_lo": xy[src, 0], "y_lo": xy[src, 1], "bv_lo": b[src],
-                         "x_hi": xy[other, 0], "y_hi": xy[other, 1], "bv_hi": b[other]})
+                         "y": np.concatenate([p[2][:, 1] for p in parts]), "lo": row[src], "hi": row[other]})
 
 
 def street_axes(x: np.ndarray, y: np.ndarray, address: np.ndarray, params: Params = Params(),
