@@ -410,13 +410,26 @@ def case_cv_handout(method: str) -> list:
 def case_cv_blocks(method: str) -> list:
     """Guides relabelled by block where the two numbers they join lie in different blocks (Method, step 4):
     off, on, and on with the guides past a range's end kept in its block; ``streets`` and ``voronoi`` (address
-    axes) on both dev sets and the noisy roll, and the Val-de-Marne lists."""
-    grid = [dict(guide_blocks=False), dict(), dict(guide_extension_across=False)]
+    axes) on both dev sets and the noisy roll, and the Val-de-Marne lists; with joins up to 300 m, as measured
+    for the README (600 m since: ``cv_joins``)."""
+    grid = [dict(guide_blocks=False, join_max_gap=300.0), dict(join_max_gap=300.0),
+            dict(guide_extension_across=False, join_max_gap=300.0)]
     rows = []
     for g in grid:
         for m in ("streets", "voronoi"):
             rows += [kfold(name, m, **g) for name in DEV_SETS] + [kfold("paris_dev", m, noise=True, **g)]
         rows += case_suburbs("guides", **g)
+    return rows
+
+
+def case_cv_joins(method: str) -> list:
+    """How far a detached piece is joined to its BV's main piece (Method, step 7): the Val-de-Marne lists,
+    pooled and commune by commune, and both dev sets (``streets``; 600 m only moves the suburbs)."""
+    rows = []
+    for gap in (300.0, 600.0, 1200.0):
+        rows += case_suburbs("guides", join_max_gap=gap)
+        if gap < 1200:
+            rows += [kfold(name, "streets", join_max_gap=gap) for name in DEV_SETS]
     return rows
 
 
@@ -542,7 +555,8 @@ def case_france(method: str, sizes=(1, 4, 16, 102)) -> list:
 
 CASES = {"paris": case_paris, "dept31": case_dept31, "accuracy": case_accuracy, "noise": case_noise,
          "cv": case_cv, "cv_guides": case_cv_guides, "cv_axes": case_cv_axes, "cv_handout": case_cv_handout,
-         "cv_blocks": case_cv_blocks, "speed": case_speed,
+         "cv_blocks": case_cv_blocks, "cv_joins": case_cv_joins,
+         "speed": case_speed,
          "suburbs": case_suburbs, "france": case_france,
          "france_small": lambda method: case_france(method, sizes=(1, 4, 16))}
 

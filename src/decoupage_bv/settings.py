@@ -30,7 +30,7 @@ class Params:
     #: A detached piece of a BV at most this far from its main piece (m) is joined to it through the gap
     #: between them, or along the limits between BVs (at most as long), when no address of another BV lies
     #: there (0 = never; cross-validated, bench/).
-    join_max_gap: float = 300.0
+    join_max_gap: float = 600.0
     #: The joining strip is as wide as the gap's clearance from other BVs' addresses, within these bounds (m).
     join_min_width: float = 2.0
     join_max_width: float = 20.0
