@@ -59,13 +59,12 @@ def nearest_within(points: np.ndarray, xy: np.ndarray, radius: np.ndarray) -> np
     q, a, d = q[ok], a[ok], d[ok]
     if not len(q):
         return out
-    # pairs come grouped by box (ascending), points in ascending order within a box's cells: no sort needed
+    # box_pairs gives each box's pairs together, boxes in ascending order: groups without a sort
     start = np.flatnonzero(np.r_[True, q[1:] != q[:-1]])
     best = np.minimum.reduceat(d, start)
     group = np.cumsum(np.r_[True, q[1:] != q[:-1]]) - 1
     hit = np.flatnonzero(d == best[group])
     a_hit, g_hit = a[hit], group[hit]
-    # of points equally near, the first (lowest index)
     lowest = np.full(len(start), np.iinfo(np.int64).max)
     np.minimum.at(lowest, g_hit, a_hit)
     out[q[start]] = lowest

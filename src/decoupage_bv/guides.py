@@ -159,8 +159,8 @@ def street_guides(unit: np.ndarray, bv: np.ndarray, x: np.ndarray, y: np.ndarray
             t = np.tile(dist, len(end)) / length[e]
             gxy = xy[end[e]] + t[:, None] * vec[e]
             # only as far as the range's own BV holds the nearest address: past the corner, where another
-            # BV's addresses are nearer, the range does not bite into them
-            # (the range's own end is as near as the distance carried, so the nearest lies within it)
+            # BV's addresses are nearer, the range does not bite into them (the nearest lies no farther than
+            # the range's own end, the distance carried)
             everyone = np.c_[np.asarray(x, dtype=float), np.asarray(y, dtype=float)]
             ai = nearest_within(gxy, everyone, np.tile(dist, len(end)) + 1e-6)
             held = (ai >= 0) & (np.asarray(bv)[np.maximum(ai, 0)] == b[end[e]])
