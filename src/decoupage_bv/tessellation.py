@@ -623,6 +623,14 @@ def _block_pairs(blocks: np.ndarray, xy: np.ndarray) -> tuple[np.ndarray, np.nda
     return pi[first], bi[first]
 
 
+def _block_of(blocks: np.ndarray, xy: np.ndarray, missing: int) -> np.ndarray:
+    """The block of each point of *xy* (the lowest on a shared edge), *missing* outside every block."""
+    out = np.full(len(xy), missing, dtype=np.int64)
+    pi, bi = _block_pairs(blocks, xy)
+    out[pi] = bi
+    return out
+
+
 def _by_block(blocks: np.ndarray, xy: np.ndarray) -> list:
     """Indices of the points of *xy* in each block (a point on a shared edge counts in the lowest block)."""
     if not len(xy):
@@ -648,25 +656,20 @@ def guides_by_block(blocks: np.ndarray, guide_xy: np.ndarray, guide_labels: np.n
         return guide_xy, guide_labels
     block = np.full(len(axy), -1, dtype=np.int64)  # of each address (a few per guide pair: located once)
     used = np.unique(np.r_[lo, hi])
-    pi, bi = _block_pairs(blocks, axy[used])
-    block[used[pi]] = bi
+    block[used] = _block_of(blocks, axy[used], -1)
     single = lo == hi  # carried past the end of a range
     cross = np.flatnonzero((block[lo] != block[hi]) & ~single)
     labels = guide_labels.copy()
     if len(cross):
-        own = np.full(len(cross), -2, dtype=np.int64)
-        pi, bi = _block_pairs(blocks, guide_xy[cross])
-        own[pi] = bi
+        # -2 outside every block: a guide there matches no address, not even one outside too
+        own = _block_of(blocks, guide_xy[cross], -2)
         at_lo, at_hi = own == block[lo[cross]], own == block[hi[cross]]
         labels[cross[at_lo]] = abv[lo[cross[at_lo]]]
         labels[cross[at_hi]] = abv[hi[cross[at_hi]]]
     if not extensions and single.any():
         ext = np.flatnonzero(single)
-        own = np.full(len(ext), -2, dtype=np.int64)
-        pi, bi = _block_pairs(blocks, guide_xy[ext])
-        own[pi] = bi
         keep = np.ones(len(guide_xy), dtype=bool)
-        keep[ext] = own == block[lo[ext]]
+        keep[ext] = _block_of(blocks, guide_xy[ext], -2) == block[lo[ext]]
         return guide_xy[keep], labels[keep]
     return guide_xy, labels
 
