@@ -167,3 +167,19 @@ def test_same_input_same_bytes(tmp_path):
     assert (shp["nom_comm"] == "Concarneau").any()
     gp = gpd.read_file(tmp_path / "a" / "bv.gpkg")
     assert gp.crs.to_epsg() == 2154 and list(gp.columns[:3]) == ["code_insee", "nom_commune", "code_bv"]
+
+
+@pytest.mark.parametrize("tasks", ["inherited", "sent"])
+def test_workers_draw_what_one_process_draws(monkeypatch, tasks):
+    """Parallel builds equal a one-process build, whether the workers inherit their communes (fork) or
+    receive them (where fork is not available)."""
+    import multiprocessing
+
+    roll, com = data("paris_dev", "roll.csv"), data("paris_dev", "communes.geojson")
+    one = build(roll, com, params=Params(method="voronoi", jobs=1)).polygons
+    if tasks == "sent":
+        monkeypatch.setattr(multiprocessing, "get_all_start_methods", lambda: ["spawn"])
+    two = build(roll, com, params=Params(method="voronoi", jobs=2)).polygons
+    assert len(two) == len(one) == 205
+    assert list(two["bvu"]) == list(one["bvu"])
+    assert (two.geometry.to_wkb() == one.geometry.to_wkb()).all()

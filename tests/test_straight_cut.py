@@ -116,6 +116,13 @@ def test_a_failed_straight_cut_leaves_the_voronoi_split(monkeypatch):
 
     outline, blocks, xy, labels = _two_blocks()
     voronoi = split_blocks(outline, blocks, xy, labels, cut_depth=0.0)
+    cut = split_blocks(outline, blocks, xy, labels, cut_depth=20.0)
+    assert not all(shapely.equals(cut[lab], voronoi[lab]) for lab in (1, 2))
+    # blocks of two BVs are cut together; when that fails, block by block, with the same result
+    monkeypatch.setattr(tessellation, "_straight_cut_pairs", fail)
+    out = split_blocks(outline, blocks, xy, labels, cut_depth=20.0)
+    assert all(shapely.equals(out[lab], cut[lab]) for lab in (1, 2))
+    # and where a block's own cut fails, its Voronoi split stays
     monkeypatch.setattr(tessellation, "_straight_cut", fail)
     out = split_blocks(outline, blocks, xy, labels, cut_depth=20.0)
     assert all(shapely.equals(out[lab], voronoi[lab]) for lab in (1, 2))

@@ -7,6 +7,7 @@ Communes are independent, so :func:`tessellate` runs them in parallel (the heavi
 from __future__ import annotations
 
 import heapq
+import multiprocessing
 import os
 import struct
 from dataclasses import replace
@@ -788,6 +789,80 @@ def _straight_cut(block, regions: dict, xy: np.ndarray, labels: np.ndarray, dept
             for lab, area in zip(labs, won)}
 
 
+def _straight_cuts(items: list, depth: float) -> list:
+    """:func:`_straight_cut` of each ``(block, regions, xy, labels)`` of *items*, each left as it is where the
+    cut fails. Blocks of two BVs, most of them, go through each step together: the same GEOS calls, made
+    on arrays, without a Python round per block."""
+    out = [regions for _, regions, _, _ in items]
+    batch, hull0, hull1 = [], [], []
+    for k, (block, regions, xy, labels) in enumerate(items):
+        if len(regions) != 2:
+            try:
+                out[k] = _straight_cut(block, regions, xy, labels, depth)
+            except shapely.errors.GEOSException:  # a refinement: the Voronoi split stands without it
+                pass
+            continue
+        first, second = sorted(regions)
+        own0, own1 = xy[labels == first], xy[labels == second]
+        if len(own0) and len(own1):
+            batch.append(k)
+            hull0.append(_multipoint(own0))
+            hull1.append(_multipoint(own1))
+    if not batch:
+        return out
+    try:
+        cut = _straight_cut_pairs([items[k] for k in batch], np.array(hull0, dtype=object),
+                                  np.array(hull1, dtype=object), depth)
+    except shapely.errors.GEOSException:  # one block's failure: block by block, as above
+        cut = {}
+        for i, k in enumerate(batch):
+            try:
+                cut[i] = _straight_cut(*items[k], depth)
+            except shapely.errors.GEOSException:
+                pass
+    for i, regions in cut.items():
+        out[batch[i]] = regions
+    return out
+
+
+def _straight_cut_pairs(items: list, points0: np.ndarray, points1: np.ndarray, depth: float) -> dict:
+    """:func:`_straight_cut` of blocks of two BVs, with the addresses of each as MultiPoints: ``{position in
+    items: regions}`` for the blocks it changes."""
+    hulls0, hulls1 = shapely.convex_hull(points0), shapely.convex_hull(points1)
+    apart = np.flatnonzero(~shapely.intersects(hulls0, hulls1))
+    core = shapely.buffer(np.array([items[i][0] for i in apart], dtype=object), -depth, quad_segs=4)
+    deep = ~shapely.is_empty(core)
+    deep[deep] = shapely.area(core[deep]) >= 1.0
+    apart, core = apart[deep], core[deep]
+    if not len(apart):
+        return {}
+    box = shapely.bounds(core)
+    ends = shapely.get_coordinates(shapely.shortest_line(hulls0[apart], hulls1[apart])).reshape(-1, 2, 2)
+    sides, keep = [], np.ones(len(apart), dtype=bool)
+    for j, ((x0, y0, x1, y1), (p, q)) in enumerate(zip(box, ends)):  # the same arithmetic as _straight_cut
+        box_mid, span = np.array([(x0 + x1) / 2, (y0 + y1) / 2]), float(np.hypot(x1 - x0, y1 - y0)) + 1.0
+        normal, mid = q - p, (p + q) / 2
+        length = float(np.hypot(*normal))
+        if length < 1e-6:
+            keep[j] = False
+            continue
+        normal, along = normal / length, np.array([-normal[1], normal[0]]) / length
+        foot = mid + ((box_mid - mid) @ along) * along
+        size = span + abs(float((box_mid - mid) @ normal))
+        sides.append(shapely.Polygon([foot + along * span, foot + along * span - normal * size,
+                                      foot - along * span - normal * size, foot - along * span]))
+    apart, core = apart[keep], core[keep]
+    if not len(apart):
+        return {}
+    sides = np.array(sides, dtype=object)
+    labs = [sorted(items[i][1]) for i in apart]
+    region0 = np.array([items[i][1][lab[0]] for i, lab in zip(apart, labs)], dtype=object)
+    region1 = np.array([items[i][1][lab[1]] for i, lab in zip(apart, labs)], dtype=object)
+    new0 = shapely.union(shapely.difference(region0, core), shapely.intersection(core, sides))
+    new1 = shapely.union(shapely.difference(region1, core), shapely.difference(core, sides))
+    return {int(i): {lab[0]: _tidy(a), lab[1]: _tidy(b)} for i, lab, a, b in zip(apart, labs, new0, new1)}
+
+
 def split_blocks(polygon, blocks: np.ndarray, xy: np.ndarray, labels: np.ndarray, guide_xy: np.ndarray | None = None,
                  guide_labels: np.ndarray | None = None, empty_step: float = Params.empty_block_step,
                  cut_depth: float = Params.straight_cut_depth) -> dict:
@@ -823,12 +898,14 @@ def split_blocks(polygon, blocks: np.ndarray, xy: np.ndarray, labels: np.ndarray
     mixed = [(blocks[b], *_dedupe(np.vstack([xy[seeds_in[b]], guide_xy[g]]),
                                   np.concatenate([labels[seeds_in[b]], guide_labels[g]])))
              for b, g in zip(mixed_blocks, guides_in)]
-    for b, res in zip(mixed_blocks, voronoi_labels_many(mixed)):
-        if cut_depth > 0 and len(blocks) > 1 and len(res) > 1:
-            try:
-                res = _straight_cut(blocks[b], res, xy[seeds_in[b]], labels[seeds_in[b]], cut_depth)
-            except shapely.errors.GEOSException:  # a refinement: the Voronoi split stands without it
-                pass
+    split = voronoi_labels_many(mixed)
+    if cut_depth > 0 and len(blocks) > 1:
+        cut = [k for k, res in enumerate(split) if len(res) > 1]
+        done = _straight_cuts([(blocks[mixed_blocks[k]], split[k], xy[seeds_in[mixed_blocks[k]]],
+                                labels[seeds_in[mixed_blocks[k]]]) for k in cut], cut_depth)
+        for k, res in zip(cut, done):
+            split[k] = res
+    for res in split:
         for lab, g in res.items():
             geoms.append(g)
             owners.append(lab)
@@ -935,6 +1012,18 @@ def _run(task):
     return unit, pieces, (0 if glabels is None else len(glabels), axes)
 
 
+_INHERITED: list | None = None  # the tasks of :func:`tessellate`, in a forked worker
+
+
+def _inherit(tasks) -> None:
+    global _INHERITED
+    _INHERITED = tasks
+
+
+def _run_inherited(k: int):
+    return _run(_INHERITED[k])
+
+
 def tessellate(units, seeds, params: Params = Params(), progress=None, lines=None, guide_rows=None,
                stats: dict | None = None) -> dict:
     """Tessellate every unit: ``{unit: {bv: polygon}}``. Units without seeds are absent.
@@ -978,16 +1067,24 @@ def tessellate(units, seeds, params: Params = Params(), progress=None, lines=Non
 
     one_bv = [bool((t[3] == t[3][0]).all()) for t in tasks]  # the commune itself: no need for a worker
     trivial = [t for t, one in zip(tasks, one_bv) if one]
-    tasks = sorted((t for t, one in zip(tasks, one_bv) if not one), key=lambda t: -len(t[2]))
+    # heaviest first; the cost of a commune follows its number of BVs far more than its number of
+    # addresses (Paris arrondissements: r = 0.93 against 0.46)
+    tasks = sorted((t for t, one in zip(tasks, one_bv) if not one), key=lambda t: (-len(np.unique(t[3])), -len(t[2])))
     jobs = max(1, min(params.jobs or os.cpu_count() or 1, len(tasks)))
     heavy = sum(len(t[2]) for t in tasks)
     if jobs == 1 or heavy < 20_000:
         for t in trivial + tasks:
             collect(_run(t))
     else:
-        with ProcessPoolExecutor(max_workers=jobs) as pool:
+        # forked workers inherit the tasks and take them by number (pickling them costs as much as a
+        # small commune's tessellation); elsewhere each task travels to its worker
+        fork = "fork" in multiprocessing.get_all_start_methods()
+        context = multiprocessing.get_context("fork") if fork else None
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_inherit,
+                                 initargs=(tasks if fork else None,)) as pool:
             # one task at a time, heaviest first: the largest commune starts at once and the rest fills in
-            running = pool.map(_run, tasks, chunksize=1)
+            running = pool.map(_run_inherited if fork else _run, range(len(tasks)) if fork else tasks,
+                               chunksize=1)
             for t in trivial:
                 collect(_run(t))
             for done in running:
