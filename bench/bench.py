@@ -5,6 +5,7 @@
     python bench/bench.py cv           # cross-validated parameter choices (fragments, guides, joins) on all sets
     python bench/bench.py cv_guides    # its last part: guides' reach and spacing, empty blocks, strays handed out
     python bench/bench.py cv_axes      # street axes drawn from the addresses (no street lines): on, off, settings
+    python bench/bench.py cv_extension # how far a range is carried past its last number inside its block
     python bench/bench.py suburbs      # Val-de-Marne 2019 lists (no streets, real geocoding noise): left-out electors
     python bench/bench.py speed        # build time: ours against the peers' 20-line geopandas Voronoi
     python bench/bench.py paris        # build Paris 1er–10e from paris_dev/roll.csv: time, memory
@@ -433,6 +434,18 @@ def case_cv_joins(method: str) -> list:
     return rows
 
 
+def case_cv_extension(method: str) -> list:
+    """How far a range is carried past its last known number inside its block, where street lines give the
+    blocks (Method, step 4): 24 m (as without street lines), 48, 96, 160 m; ``streets`` on both dev sets
+    and the noisy roll (``voronoi`` and the Val-de-Marne lists draw their blocks from the addresses and do
+    not use it)."""
+    rows = []
+    for reach in (24.0, 48.0, 96.0, 160.0):
+        rows += [kfold(name, "streets", guide_block_extension=reach) for name in DEV_SETS]
+        rows.append(kfold("paris_dev", "streets", noise=True, guide_block_extension=reach))
+    return rows
+
+
 def synth_france(n_depts: int, rows_total: int = 20_000_000, folder: str = "/tmp/decoupage_bv_france",
                  seed: int = 0) -> tuple[str, str]:
     """A synthetic France at real scale: *rows_total* × n/102 address rows over *n_depts* départements
@@ -555,7 +568,7 @@ def case_france(method: str, sizes=(1, 4, 16, 102)) -> list:
 
 CASES = {"paris": case_paris, "dept31": case_dept31, "accuracy": case_accuracy, "noise": case_noise,
          "cv": case_cv, "cv_guides": case_cv_guides, "cv_axes": case_cv_axes, "cv_handout": case_cv_handout,
-         "cv_blocks": case_cv_blocks, "cv_joins": case_cv_joins,
+         "cv_blocks": case_cv_blocks, "cv_joins": case_cv_joins, "cv_extension": case_cv_extension,
          "speed": case_speed,
          "suburbs": case_suburbs, "france": case_france,
          "france_small": lambda method: case_france(method, sizes=(1, 4, 16))}

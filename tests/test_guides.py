@@ -1,5 +1,7 @@
 """Street-side guides: parsing address labels, guide points, and what they change on real and hand-made rolls."""
 
+from dataclasses import replace
+
 import geopandas as gpd
 import numpy as np
 import pandas as pd
@@ -155,3 +157,32 @@ def test_bv_changes_at_the_cross_street_between_two_numbers():
     # a facade of rue A just past the cross street: BV 2 with the rule, BV 1 from the midway guides without
     assert bv_at(Params(method="streets", jobs=1), 40.0, 8.0) == [2]
     assert bv_at(Params(method="streets", jobs=1, guide_blocks=False), 40.0, 8.0) == [1]
+
+
+def test_a_range_is_carried_towards_the_corner_of_its_block():
+    # rue A along y = 0, its odd side (BV 1) ending with no. 5 at x = 40; a cross street along x = 120 whose
+    # west side (BV 2) starts at y = 20. The north-west block holds both BVs. Past no. 5, BV 1 still holds
+    # the nearest address up to x = 76: with street lines, its range is carried that far (the block's
+    # guides), where 24 m (the carry without street lines) would stop at x = 64.
+    from decoupage_bv.tessellation import _run
+
+    square = shapely.box(-50, -60, 200, 100)
+    lines = np.array([shapely.LineString([(-60, 0), (210, 0)]), shapely.LineString([(120, -70), (120, 110)])])
+    rows = [("u", 1, 0.0, 8.0, "1 Rue A"), ("u", 1, 20.0, 8.0, "3 Rue A"), ("u", 1, 40.0, 8.0, "5 Rue A"),
+            ("u", 2, 112.0, 20.0, "1 Rue B"), ("u", 2, 112.0, 40.0, "3 Rue B"), ("u", 2, 112.0, 60.0, "5 Rue B"),
+            ("u", 1, 20.0, -8.0, "2 Rue A"), ("u", 2, 160.0, -8.0, "4 Rue A")]
+    xy = np.array([(r[2], r[3]) for r in rows])
+    labels = np.array([r[1] for r in rows])
+    guide_rows = (labels, xy[:, 0], xy[:, 1], np.array([r[4] for r in rows], dtype=object))
+
+    def bv_at(params, x, y, with_lines=True):
+        task = ("u", square, xy, labels, np.ones(len(xy)), params, lines if with_lines else None, guide_rows)
+        out = _run(task)[1]
+        assert abs(sum(p.area for p in out.values()) - square.area) < 1e-6
+        return [lab for lab, p in out.items() if shapely.intersects_xy(p, x, y)]
+
+    p = Params(method="streets", jobs=1, straight_cut_depth=0.0)
+    assert bv_at(p, 90.0, 8.0) == [1]
+    assert bv_at(replace(p, guide_block_extension=24.0), 90.0, 8.0) == [2]
+    # past the corner the range stops: the cross street's facade stays BV 2's
+    assert bv_at(p, 112.0, 10.0) == [2]

@@ -45,13 +45,27 @@ def box_pairs(bounds: np.ndarray, xy: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return box[inside], pt[inside]
 
 
-def nearest_within(points: np.ndarray, xy: np.ndarray, radius: np.ndarray) -> np.ndarray:
+def nearest_within(points: np.ndarray, xy: np.ndarray, radius: np.ndarray, first: float | None = None) -> np.ndarray:
     """Index in *xy* of the nearest point to each of *points* within its *radius* (``-1`` when none); of
-    points equally near, the first."""
+    points equally near, the first. With *first*, searched within *first* m first, then within twice as
+    far for the points with none that near, and so on up to *radius*: the same answer, at the cost of a
+    small radius where points are dense."""
+    r = np.broadcast_to(np.asarray(radius, dtype=float), (len(points),))
+    if first is None:
+        return _nearest_within(points, xy, r)
+    out = np.full(len(points), -1, dtype=np.int64)
+    todo, reach = np.arange(len(points)), float(first)
+    while len(todo):
+        out[todo] = _nearest_within(points[todo], xy, np.minimum(r[todo], reach))
+        todo = todo[(out[todo] < 0) & (r[todo] > reach)]
+        reach *= 2
+    return out
+
+
+def _nearest_within(points: np.ndarray, xy: np.ndarray, r: np.ndarray) -> np.ndarray:
     out = np.full(len(points), -1, dtype=np.int64)
     if not len(points) or not len(xy):
         return out
-    r = np.broadcast_to(np.asarray(radius, dtype=float), (len(points),))
     q, a = box_pairs(np.c_[points - r[:, None], points + r[:, None]], xy)
     dx, dy = xy[a, 0] - points[q, 0], xy[a, 1] - points[q, 1]
     d = dx * dx + dy * dy

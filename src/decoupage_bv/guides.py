@@ -102,14 +102,16 @@ def _parse_ascii(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def street_guides(unit: np.ndarray, bv: np.ndarray, x: np.ndarray, y: np.ndarray, address: np.ndarray,
-                  params: Params = Params(), parsed: tuple | None = None) -> pd.DataFrame:
+                  params: Params = Params(), parsed: tuple | None = None, farther: np.ndarray | None = None,
+                  reach: float = 0.0) -> pd.DataFrame:
     """Guide points (``unit``, ``bv``, ``x``, ``y``) from addresses with a house number, in a metric CRS.
 
     Each guide also carries the two addresses it was laid between (``lo``, ``hi``: positions in the input
     arrays; the same address twice for a guide past the end of a range), so that a limit between two BVs can
     move to the street crossed between them (:func:`tessellation.guides_by_block`).
 
-    *parsed*: ``parse_addresses(address)``, when the caller has it already."""
+    *parsed*: ``parse_addresses(address)``, when the caller has it already. *farther*: the addresses (a
+    mask) whose range, when they end it, is carried *reach* m instead of ``params.guide_extension``."""
     columns = {"unit": object, "bv": np.int64, "x": float, "y": float, "lo": np.int64, "hi": np.int64}
     empty = pd.DataFrame({c: pd.Series(dtype=t) for c, t in columns.items()})
     number, street = parse_addresses(address) if parsed is None else parsed
@@ -144,7 +146,8 @@ def street_guides(unit: np.ndarray, bv: np.ndarray, x: np.ndarray, y: np.ndarray
 
     # past the ends of a side's known range, away from its neighbour
     ext = params.guide_extension
-    if ext >= step:
+    far = np.asarray(farther)[ok][order] if farther is not None and reach > ext else np.zeros(len(n), dtype=bool)
+    if ext >= step or far.any():
         first = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
         last = np.flatnonzero(np.r_[group[1:] != group[:-1], True])
         multi = last > first
@@ -153,16 +156,19 @@ def street_guides(unit: np.ndarray, bv: np.ndarray, x: np.ndarray, y: np.ndarray
         length = np.hypot(vec[:, 0], vec[:, 1])
         keep = (length >= 1.0) & (length <= params.guide_max_distance)
         end, vec, length = end[keep], vec[keep], length[keep]
-        dist = np.arange(step, ext + 1e-9, step)
+        # each end's guides, *step* apart, as far as its range is carried
+        count = np.where(far[end], np.floor(reach / step + 1e-9), np.floor(ext / step + 1e-9)).astype(np.int64)
+        end, vec, length, count = end[count > 0], vec[count > 0], length[count > 0], count[count > 0]
         if len(end):
-            e = np.repeat(np.arange(len(end)), len(dist))
-            t = np.tile(dist, len(end)) / length[e]
+            e = np.repeat(np.arange(len(end)), count)
+            dist = (np.arange(len(e)) - np.repeat(np.cumsum(count) - count, count) + 1) * step
+            t = dist / length[e]
             gxy = xy[end[e]] + t[:, None] * vec[e]
             # only as far as the range's own BV holds the nearest address: past the corner, where another
             # BV's addresses are nearer, the range does not bite into them (the nearest lies no farther than
             # the range's own end, the distance carried)
             everyone = np.c_[np.asarray(x, dtype=float), np.asarray(y, dtype=float)]
-            ai = nearest_within(gxy, everyone, np.tile(dist, len(end)) + 1e-6)
+            ai = nearest_within(gxy, everyone, dist + 1e-6, first=2 * step)
             held = (ai >= 0) & (np.asarray(bv)[np.maximum(ai, 0)] == b[end[e]])
             parts.append((end[e[held]], b[end[e[held]]], gxy[held], end[e[held]]))
     if not parts:

@@ -14,6 +14,7 @@ from dataclasses import replace
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
+import pandas as pd
 import shapely
 from shapely import STRtree
 
@@ -642,24 +643,27 @@ def _by_block(blocks: np.ndarray, xy: np.ndarray) -> list:
 
 
 def guides_by_block(blocks: np.ndarray, guide_xy: np.ndarray, guide_labels: np.ndarray, ends: tuple,
-                    extensions: bool = True) -> tuple[np.ndarray, np.ndarray]:
+                    across: float = np.inf, relabel: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Guides relabelled where the two addresses they join lie in different blocks: official ranges change
     at a cross street far more often than midway along a block (on the real list, an address sharing its
     block with one only of its two same-side neighbours of different BVs is in that one's BV 98.7 % of the
-    time, bench/). A guide in the block of one end takes that end's BV; elsewhere it keeps its own. With
-    *extensions* off, the guides carried past a range's end stay in the block of that end.
+    time, bench/). A guide in the block of one end takes that end's BV; elsewhere it keeps its own (with
+    *relabel*). The guides carried past a range's end go at most *across* m from it outside the block of
+    that end.
 
     *ends*: ``(xy, bv, lo, hi)``, the addresses guides are laid from and, for each guide, the two it was laid
     between (:func:`guides.street_guides`). Returns ``(guide_xy, guide_labels)``.
     """
     axy, abv, lo, hi = ends
-    if not len(guide_xy) or len(blocks) < 2:
+    if not len(guide_xy):
         return guide_xy, guide_labels
+    if len(blocks) < 2:
+        return guide_xy, guide_labels
+    single = lo == hi  # carried past the end of a range
     block = np.full(len(axy), -1, dtype=np.int64)  # of each address (a few per guide pair: located once)
     used = np.unique(np.r_[lo, hi])
     block[used] = _block_of(blocks, axy[used], -1)
-    single = lo == hi  # carried past the end of a range
-    cross = np.flatnonzero((block[lo] != block[hi]) & ~single)
+    cross = np.flatnonzero((block[lo] != block[hi]) & ~single) if relabel else np.zeros(0, dtype=np.int64)
     labels = guide_labels.copy()
     if len(cross):
         # -2 outside every block: a guide there matches no address, not even one outside too
@@ -667,12 +671,13 @@ def guides_by_block(blocks: np.ndarray, guide_xy: np.ndarray, guide_labels: np.n
         at_lo, at_hi = own == block[lo[cross]], own == block[hi[cross]]
         labels[cross[at_lo]] = abv[lo[cross[at_lo]]]
         labels[cross[at_hi]] = abv[hi[cross[at_hi]]]
-    if not extensions and single.any():
-        ext = np.flatnonzero(single)
-        keep = np.ones(len(guide_xy), dtype=bool)
-        keep[ext] = _block_of(blocks, guide_xy[ext], -2) == block[lo[ext]]
-        return guide_xy[keep], labels[keep]
-    return guide_xy, labels
+    far = np.flatnonzero(single)
+    far = far[np.hypot(*(guide_xy[far] - axy[lo[far]]).T) > across + 1e-6]
+    if not len(far):
+        return guide_xy, labels
+    keep = np.ones(len(guide_xy), dtype=bool)
+    keep[far] = _block_of(blocks, guide_xy[far], -2) == block[lo[far]]
+    return guide_xy[keep], labels[keep]
 
 
 def _fill_empty(blocks: np.ndarray, todo: list, geoms: list, owners: list, step: float) -> list:
@@ -938,26 +943,28 @@ def split_blocks(polygon, blocks: np.ndarray, xy: np.ndarray, labels: np.ndarray
 
 def tessellate_unit(polygon, xy: np.ndarray, labels: np.ndarray, weights: np.ndarray,
                     params: Params = Params(), lines=None, guide_xy=None, guide_labels=None,
-                    guide_ends=None) -> dict:
+                    guide_ends=None, blocks=None) -> dict:
     """Tessellate one commune polygon among the BV labels of its seeds: ``{label: polygon}``.
 
     With ``params.method == "streets"`` and street *lines*, the commune is first cut into the blocks of the
     street network (see :mod:`streets`), and BV limits follow streets wherever a block holds one BV.
     *guide_xy*/*guide_labels*: street-side guide points (:mod:`guides`); *guide_ends*, the addresses each
-    was laid between (:func:`guides_by_block`).
+    was laid between (:func:`guides_by_block`). *blocks*: ``streets.enclosures(polygon, lines)``, when the
+    caller has them already.
     """
     if len(xy) == 0:
         return {}
     if len(np.unique(labels)) == 1:
         return {labels[0]: _tidy(polygon)}
-    blocks = np.array([polygon], dtype=object)
     if params.method == "streets" and lines is not None and len(lines):
         from .streets import enclosures
 
-        blocks = enclosures(polygon, lines)
-        if guide_ends is not None and params.guide_blocks and guide_xy is not None:
-            guide_xy, guide_labels = guides_by_block(blocks, guide_xy, guide_labels, guide_ends,
-                                                     params.guide_extension_across)
+        blocks = enclosures(polygon, lines) if blocks is None else blocks
+    else:
+        blocks = np.array([polygon], dtype=object)
+    if guide_ends is not None and guide_xy is not None:
+        guide_xy, guide_labels = guides_by_block(blocks, guide_xy, guide_labels, guide_ends,
+                                                 params.guide_extension_across, params.guide_blocks)
     pieces = split_blocks(polygon, blocks, xy, labels, guide_xy, guide_labels, params.empty_block_step,
                           params.straight_cut_depth)
     strays = replace(params, fragment_max_addresses=params.stray_max_addresses, fragment_max_share=0.0)
@@ -997,18 +1004,33 @@ def _run(task):
     laid here, in the worker (they belong to one commune each, and a commune of one BV needs none), and,
     where it has no street lines, its street axes drawn from its addresses (:func:`guides.street_axes`)."""
     unit, polygon, xy, labels, weights, params, lines, rows = task
-    gxy = glabels = ends = None
+    gxy = glabels = ends = blocks = None
     axes = 0
     if rows is not None and not (labels == labels[0]).all():
         parsed = parse_addresses(rows[3])
-        guides = street_guides(np.zeros(len(rows[0]), dtype=np.int64), *rows, params, parsed)
+        farther = None
+        if params.method == "streets" and lines is not None and len(lines):
+            from .streets import enclosures
+
+            # the ranges that end in a block of several BVs are carried on within it (the guides decide
+            # nothing in a block of one BV)
+            blocks = enclosures(polygon, lines)
+            if len(blocks) > 1:
+                block = _block_of(blocks, np.c_[rows[1], rows[2]], len(blocks))
+                bvs = pd.DataFrame({"block": block, "bv": rows[0]}).groupby("block")["bv"].nunique()
+                mixed = np.zeros(len(blocks) + 1, dtype=bool)
+                mixed[bvs.index[bvs.to_numpy() > 1]] = True
+                mixed[len(blocks)] = False
+                farther = mixed[block]
+        guides = street_guides(np.zeros(len(rows[0]), dtype=np.int64), *rows, params, parsed, farther,
+                               params.guide_block_extension)
         gxy, glabels = guides[["x", "y"]].to_numpy(dtype=float), guides["bv"].to_numpy()
         ends = (np.c_[rows[1], rows[2]], rows[0], guides["lo"].to_numpy(), guides["hi"].to_numpy())
         if params.address_axes and (lines is None or not len(lines)):
             drawn = street_axes(*rows[1:], params, parsed)
             if len(drawn):
                 lines, axes, params = drawn, len(drawn), replace(params, method="streets")
-    pieces = tessellate_unit(polygon, xy, labels, weights, params, lines, gxy, glabels, ends)
+    pieces = tessellate_unit(polygon, xy, labels, weights, params, lines, gxy, glabels, ends, blocks)
     return unit, pieces, (0 if glabels is None else len(glabels), axes)
 
 
