@@ -103,7 +103,7 @@ def _parse_ascii(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def street_guides(unit: np.ndarray, bv: np.ndarray, x: np.ndarray, y: np.ndarray, address: np.ndarray,
                   params: Params = Params(), parsed: tuple | None = None, farther: np.ndarray | None = None,
-                  reach: float = 0.0) -> pd.DataFrame:
+                  reach: float = 0.0, block: np.ndarray | None = None) -> pd.DataFrame:
     """Guide points (``unit``, ``bv``, ``x``, ``y``) from addresses with a house number, in a metric CRS.
 
     Each guide also carries the two addresses it was laid between (``lo``, ``hi``: positions in the input
@@ -111,7 +111,9 @@ def street_guides(unit: np.ndarray, bv: np.ndarray, x: np.ndarray, y: np.ndarray
     move to the street crossed between them (:func:`tessellation.guides_by_block`).
 
     *parsed*: ``parse_addresses(address)``, when the caller has it already. *farther*: the addresses (a
-    mask) whose range, when they end it, is carried *reach* m instead of ``params.guide_extension``."""
+    mask) whose range, when they end it, is carried *reach* m instead of ``params.guide_extension``.
+    *block*: the block of each address, ``-1`` for a block of several BVs (or none): two neighbours in the
+    same block of one BV get no guides between them, which would decide nothing there."""
     columns = {"unit": object, "bv": np.int64, "x": float, "y": float, "lo": np.int64, "hi": np.int64}
     empty = pd.DataFrame({c: pd.Series(dtype=t) for c, t in columns.items()})
     number, street = parse_addresses(address) if parsed is None else parsed
@@ -133,6 +135,9 @@ def street_guides(unit: np.ndarray, bv: np.ndarray, x: np.ndarray, y: np.ndarray
 
     # between consecutive numbers of one street side
     a = np.flatnonzero((group[1:] == group[:-1]) & (n[1:] - n[:-1] <= params.guide_max_number_gap))
+    if block is not None:
+        blk = np.asarray(block)[ok][order]
+        a = a[(blk[a] < 0) | (blk[a] != blk[a + 1])]
     vec = xy[a + 1] - xy[a]
     length = np.hypot(vec[:, 0], vec[:, 1])
     a, vec, length = (v[(length <= params.guide_max_distance) & (length >= 2 * step)] for v in (a, vec, length))

@@ -1008,7 +1008,7 @@ def _run(task):
     axes = 0
     if rows is not None and not (labels == labels[0]).all():
         parsed = parse_addresses(rows[3])
-        farther = None
+        farther = pure_block = None
         if params.method == "streets" and lines is not None and len(lines):
             from .streets import enclosures
 
@@ -1022,8 +1022,9 @@ def _run(task):
                 mixed[bvs.index[bvs.to_numpy() > 1]] = True
                 mixed[len(blocks)] = False
                 farther = mixed[block]
+                pure_block = np.where(farther | (block == len(blocks)), -1, block)
         guides = street_guides(np.zeros(len(rows[0]), dtype=np.int64), *rows, params, parsed, farther,
-                               params.guide_block_extension)
+                               params.guide_block_extension, pure_block)
         gxy, glabels = guides[["x", "y"]].to_numpy(dtype=float), guides["bv"].to_numpy()
         ends = (np.c_[rows[1], rows[2]], rows[0], guides["lo"].to_numpy(), guides["hi"].to_numpy())
         if params.address_axes and (lines is None or not len(lines)):
