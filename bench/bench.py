@@ -436,13 +436,15 @@ def case_cv_joins(method: str) -> list:
 
 def case_cv_extension(method: str) -> list:
     """How far a range is carried past its last known number inside its block, where street lines give the
-    blocks (Method, step 4): 24 m (as without street lines), 48, 96, 160 m; ``streets`` on both dev sets
-    and the noisy roll (``voronoi`` and the Val-de-Marne lists draw their blocks from the addresses and do
-    not use it)."""
+    blocks (Method, step 4): 24 m (as without street lines), 48, 96, 160 m, along the street or along its
+    last two numbers; ``streets`` on both dev sets and the noisy roll (``voronoi`` and the Val-de-Marne lists
+    draw their blocks from the addresses and do not use it)."""
+    grid = [dict(guide_block_extension=r, guide_along_streets=False) for r in (24.0, 48.0, 96.0, 160.0)]
+    grid += [dict(guide_block_extension=r) for r in (48.0, 96.0, 160.0)]
     rows = []
-    for reach in (24.0, 48.0, 96.0, 160.0):
-        rows += [kfold(name, "streets", guide_block_extension=reach) for name in DEV_SETS]
-        rows.append(kfold("paris_dev", "streets", noise=True, guide_block_extension=reach))
+    for g in grid:
+        rows += [kfold(name, "streets", **g) for name in DEV_SETS]
+        rows.append(kfold("paris_dev", "streets", noise=True, **g))
     return rows
 
 

@@ -186,3 +186,26 @@ def test_a_range_is_carried_towards_the_corner_of_its_block():
     assert bv_at(replace(p, guide_block_extension=24.0), 90.0, 8.0) == [2]
     # past the corner the range stops: the cross street's facade stays BV 2's
     assert bv_at(p, 112.0, 10.0) == [2]
+
+
+def test_a_carried_range_follows_the_street_not_its_last_two_numbers():
+    from decoupage_bv.tessellation import _edge_directions
+
+    # a block 100 × 60 m: a point near its south edge has the street along x, then the one along y
+    block = np.array([shapely.box(0, 0, 100, 60)])
+    d = _edge_directions(block, np.array([0, 0, 1]), np.array([[40.0, 6.0], [96.0, 30.0], [5.0, 5.0]]))
+    assert np.allclose(np.abs(d[0]), [1, 0, 0, 1]) and np.allclose(np.abs(d[1]), [0, 1, 1, 0])
+    assert np.isnan(d[2]).all()  # a point outside every block
+    # no. 3 lies 6 m deeper than no. 1: the numbers point into the block, the street runs along x
+    rows = [("u", 1, 0.0, 8.0, "1 Rue A"), ("u", 1, 20.0, 14.0, "3 Rue A")]
+    unit, bv, x, y, adr = (np.array(v, dtype=object if i in (0, 4) else None) for i, v in enumerate(zip(*rows)))
+    p = Params(guide_extension=24.0)
+    east = lambda i: np.tile([1.0, 0.0, 0.0, 1.0], (len(i), 1))  # noqa: E731
+    sloped = street_guides(unit, bv, x.astype(float), y.astype(float), adr, p, farther=np.ones(2, bool), reach=48.0)
+    level = street_guides(unit, bv, x.astype(float), y.astype(float), adr, p, farther=np.ones(2, bool), reach=48.0,
+                          along=east)
+    past = lambda g: g[(g["lo"] == g["hi"]) & (g["x"] > 20)]  # noqa: E731
+    assert len(past(sloped)) == len(past(level)) == 12
+    assert past(sloped)["y"].max() > 25 and np.allclose(past(level)["y"], 14.0)
+    # and back past no. 1, away from no. 3 (no. 1 is the other end)
+    assert np.allclose(level[(level["lo"] == level["hi"]) & (level["x"] < 0)]["y"], 8.0)

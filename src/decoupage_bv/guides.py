@@ -103,7 +103,7 @@ def _parse_ascii(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def street_guides(unit: np.ndarray, bv: np.ndarray, x: np.ndarray, y: np.ndarray, address: np.ndarray,
                   params: Params = Params(), parsed: tuple | None = None, farther: np.ndarray | None = None,
-                  reach: float = 0.0, block: np.ndarray | None = None) -> pd.DataFrame:
+                  reach: float = 0.0, block: np.ndarray | None = None, along=None) -> pd.DataFrame:
     """Guide points (``unit``, ``bv``, ``x``, ``y``) from addresses with a house number, in a metric CRS.
 
     Each guide also carries the two addresses it was laid between (``lo``, ``hi``: positions in the input
@@ -113,7 +113,11 @@ def street_guides(unit: np.ndarray, bv: np.ndarray, x: np.ndarray, y: np.ndarray
     *parsed*: ``parse_addresses(address)``, when the caller has it already. *farther*: the addresses (a
     mask) whose range, when they end it, is carried *reach* m instead of ``params.guide_extension``.
     *block*: the block of each address, ``-1`` for a block of several BVs (or none): two neighbours in the
-    same block of one BV get no guides between them, which would decide nothing there."""
+    same block of one BV get no guides between them, which would decide nothing there. *along*: given the
+    input positions of the addresses that end a range carried *reach* m, the street directions there
+    (:func:`tessellation._edge_directions`): such a range is carried along the one of them within 45° of
+    its own direction (the facade follows the street, where two house numbers give its direction
+    roughly)."""
     columns = {"unit": object, "bv": np.int64, "x": float, "y": float, "lo": np.int64, "hi": np.int64}
     empty = pd.DataFrame({c: pd.Series(dtype=t) for c, t in columns.items()})
     number, street = parse_addresses(address) if parsed is None else parsed
@@ -161,6 +165,16 @@ def street_guides(unit: np.ndarray, bv: np.ndarray, x: np.ndarray, y: np.ndarray
         length = np.hypot(vec[:, 0], vec[:, 1])
         keep = (length >= 1.0) & (length <= params.guide_max_distance)
         end, vec, length = end[keep], vec[keep], length[keep]
+        carried = np.flatnonzero(far[end])
+        if along is not None and len(carried):
+            cand = along(np.flatnonzero(ok)[order][end[carried]]).reshape(len(carried), 2, 2)
+            v = vec[carried] / length[carried, None]
+            cos = np.nan_to_num((cand * v[:, None, :]).sum(axis=2), nan=0.0)
+            pick = np.argmax(np.abs(cos), axis=1)
+            c = cos[np.arange(len(carried)), pick]
+            known = np.abs(c) >= np.cos(np.pi / 4)
+            u = cand[np.arange(len(carried)), pick] * np.sign(c)[:, None]
+            vec[carried[known]] = u[known] * length[carried[known], None]
         # each end's guides, *step* apart, as far as its range is carried
         count = np.where(far[end], np.floor(reach / step + 1e-9), np.floor(ext / step + 1e-9)).astype(np.int64)
         end, vec, length, count = end[count > 0], vec[count > 0], length[count > 0], count[count > 0]

@@ -79,6 +79,9 @@ class Params:
     #: its BV 99.98 % of the time (cross-validated, bench/). Blocks drawn from the addresses' own street
     #: axes are rough: there, ``guide_extension`` …
     guide_block_extension: float = 96.0
+    #: … along the street: the edge of the block (a street axis) nearest its last number, within 45° of the
+    #: direction of its last two numbers (bench/).
+    guide_along_streets: bool = True
     #: … and out of that block, at most this far (m; 0: the range stays in its block).
     guide_extension_across: float = 24.0
     #: Where no street lines are given, street axes drawn from the addresses' labels (odd and even sides of a

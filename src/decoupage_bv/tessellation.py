@@ -999,6 +999,45 @@ def _tidy_all(geoms: np.ndarray) -> np.ndarray:
     return out
 
 
+def _edge_directions(blocks: np.ndarray, block: np.ndarray, xy: np.ndarray) -> np.ndarray:
+    """For each point of *xy* in its *block*: the unit direction of the nearest edge of that block (a street
+    axis), then that of the nearest edge more than 45° off it (the other street, at a corner); NaN where
+    there is none. ``(n, 4)``."""
+    out = np.full((len(xy), 4), np.nan)
+    pts = np.flatnonzero((block >= 0) & (block < len(blocks)))
+    if not len(pts):
+        return out
+    coords, ring = shapely.get_coordinates(shapely.boundary(blocks), return_index=True)
+    seg = np.flatnonzero(ring[1:] == ring[:-1])  # segment k: coords[k] → coords[k + 1], of block ring[k]
+    sblock = ring[seg]
+    order = np.argsort(sblock, kind="stable")
+    seg, sblock = seg[order], sblock[order]
+    start = np.searchsorted(sblock, np.arange(len(blocks)))
+    count = np.searchsorted(sblock, np.arange(len(blocks)), side="right") - start
+    b = block[pts]
+    n = count[b]
+    pi = np.repeat(np.arange(len(pts)), n)
+    k = seg[np.repeat(start[b], n) + np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n)]
+    a, d = coords[k], coords[k + 1] - coords[k]
+    p = xy[pts[pi]]
+    t = np.clip(((p - a) * d).sum(axis=1) / np.maximum((d * d).sum(axis=1), 1e-12), 0, 1)
+    dist = np.hypot(*(p - a - t[:, None] * d).T)
+    u = d / np.maximum(np.hypot(*d.T), 1e-12)[:, None]
+    first = np.r_[True, pi[1:] != pi[:-1]]
+    grp = np.cumsum(first) - 1
+    best = np.lexsort((dist, grp))
+    best = best[np.r_[True, grp[best][1:] != grp[best][:-1]]]
+    out[pts[pi[best]], :2] = u[best]
+    # the nearest edge across that one (more than 45° from it): the other street at a corner
+    other = np.abs((u * u[best][grp]).sum(axis=1)) < np.cos(np.pi / 4)
+    pi2, grp2, d2, u2 = pi[other], grp[other], dist[other], u[other]
+    if len(pi2):
+        b2 = np.lexsort((d2, grp2))
+        b2 = b2[np.r_[True, grp2[b2][1:] != grp2[b2][:-1]]]
+        out[pts[pi2[b2]], 2:] = u2[b2]
+    return out
+
+
 def _run(task):
     """``(unit, {bv: polygon}, (guide points laid, street axes drawn))``: one commune, its street-side guides
     laid here, in the worker (they belong to one commune each, and a commune of one BV needs none), and,
@@ -1008,7 +1047,7 @@ def _run(task):
     axes = 0
     if rows is not None and not (labels == labels[0]).all():
         parsed = parse_addresses(rows[3])
-        farther = pure_block = None
+        farther = pure_block = along = None
         if params.method == "streets" and lines is not None and len(lines):
             from .streets import enclosures
 
@@ -1023,8 +1062,13 @@ def _run(task):
                 mixed[len(blocks)] = False
                 farther = mixed[block]
                 pure_block = np.where(farther | (block == len(blocks)), -1, block)
+                if params.guide_along_streets:
+                    axy = np.c_[rows[1], rows[2]]
+
+                    def along(i, blocks=blocks, block=block, axy=axy):
+                        return _edge_directions(blocks, block[i], axy[i])
         guides = street_guides(np.zeros(len(rows[0]), dtype=np.int64), *rows, params, parsed, farther,
-                               params.guide_block_extension, pure_block)
+                               params.guide_block_extension, pure_block, along)
         gxy, glabels = guides[["x", "y"]].to_numpy(dtype=float), guides["bv"].to_numpy()
         ends = (np.c_[rows[1], rows[2]], rows[0], guides["lo"].to_numpy(), guides["hi"].to_numpy())
         if params.address_axes and (lines is None or not len(lines)):
