@@ -414,7 +414,7 @@ def case_cv_blocks(method: str) -> list:
     axes) on both dev sets and the noisy roll, and the Val-de-Marne lists; with joins up to 300 m, as measured
     for the README (600 m since: ``cv_joins``)."""
     grid = [dict(guide_blocks=False, join_max_gap=300.0), dict(join_max_gap=300.0),
-            dict(guide_extension_across=False, join_max_gap=300.0)]
+            dict(guide_extension_across=0.0, join_max_gap=300.0)]
     rows = []
     for g in grid:
         for m in ("streets", "voronoi"):

@@ -652,17 +652,18 @@ def guides_by_block(blocks: np.ndarray, guide_xy: np.ndarray, guide_labels: np.n
     that end.
 
     *ends*: ``(xy, bv, lo, hi)``, the addresses guides are laid from and, for each guide, the two it was laid
-    between (:func:`guides.street_guides`). Returns ``(guide_xy, guide_labels)``.
+    between (:func:`guides.street_guides`); optionally a fifth item, the block of each address (``-1``
+    outside every block), when the caller has located them. Returns ``(guide_xy, guide_labels)``.
     """
-    axy, abv, lo, hi = ends
-    if not len(guide_xy):
-        return guide_xy, guide_labels
-    if len(blocks) < 2:
+    axy, abv, lo, hi = ends[:4]
+    if not len(guide_xy) or len(blocks) < 2:
         return guide_xy, guide_labels
     single = lo == hi  # carried past the end of a range
-    block = np.full(len(axy), -1, dtype=np.int64)  # of each address (a few per guide pair: located once)
-    used = np.unique(np.r_[lo, hi])
-    block[used] = _block_of(blocks, axy[used], -1)
+    block = ends[4] if len(ends) > 4 else None
+    if block is None:  # of each address (a few per guide pair: located once)
+        block = np.full(len(axy), -1, dtype=np.int64)
+        used = np.unique(np.r_[lo, hi])
+        block[used] = _block_of(blocks, axy[used], -1)
     cross = np.flatnonzero((block[lo] != block[hi]) & ~single) if relabel else np.zeros(0, dtype=np.int64)
     labels = guide_labels.copy()
     if len(cross):
@@ -766,20 +767,11 @@ def _straight_cut(block, regions: dict, xy: np.ndarray, labels: np.ndarray, dept
     core = shapely.buffer(block, -depth, quad_segs=4)
     if core.is_empty or core.area < 1.0:
         return regions
-    x0, y0, x1, y1 = shapely.bounds(core)
-    box_mid, span = np.array([(x0 + x1) / 2, (y0 + y1) / 2]), float(np.hypot(x1 - x0, y1 - y0)) + 1.0
+    box = shapely.bounds(core)
     ends = shapely.get_coordinates(shapely.shortest_line(hulls[first], hulls[second])).reshape(-1, 2, 2)
-    sides = []  # the half-plane on the first BV's side of the line between each pair, over the core's box
-    for p, q in ends:
-        normal, mid = q - p, (p + q) / 2
-        length = float(np.hypot(*normal))
-        if length < 1e-6:
-            return regions
-        normal, along = normal / length, np.array([-normal[1], normal[0]]) / length
-        foot = mid + ((box_mid - mid) @ along) * along  # the line's point nearest the box's centre
-        size = span + abs(float((box_mid - mid) @ normal))
-        sides.append(shapely.Polygon([foot + along * span, foot + along * span - normal * size,
-                                      foot - along * span - normal * size, foot - along * span]))
+    sides = [_half_plane(box, p, q) for p, q in ends]  # the first BV's side of the line between each pair
+    if any(side is None for side in sides):
+        return regions
     won = []
     for i in range(len(labs)):
         area = core
@@ -792,6 +784,22 @@ def _straight_cut(block, regions: dict, xy: np.ndarray, labels: np.ndarray, dept
     taken = core if len(labs) == 2 else shapely.union_all(won)
     return {lab: _tidy(shapely.union(shapely.difference(regions[lab], taken), area))
             for lab, area in zip(labs, won)}
+
+
+def _half_plane(box, p: np.ndarray, q: np.ndarray):
+    """The side of *p* of the perpendicular bisector of *p*–*q*, as a rectangle covering *box*
+    (``minx, miny, maxx, maxy``); ``None`` when *p* and *q* are one point."""
+    x0, y0, x1, y1 = box
+    box_mid, span = np.array([(x0 + x1) / 2, (y0 + y1) / 2]), float(np.hypot(x1 - x0, y1 - y0)) + 1.0
+    normal, mid = q - p, (p + q) / 2
+    length = float(np.hypot(*normal))
+    if length < 1e-6:
+        return None
+    normal, along = normal / length, np.array([-normal[1], normal[0]]) / length
+    foot = mid + ((box_mid - mid) @ along) * along  # the line's point nearest the box's centre
+    size = span + abs(float((box_mid - mid) @ normal))
+    return shapely.Polygon([foot + along * span, foot + along * span - normal * size,
+                            foot - along * span - normal * size, foot - along * span])
 
 
 def _straight_cuts(items: list, depth: float) -> list:
@@ -841,25 +849,12 @@ def _straight_cut_pairs(items: list, points0: np.ndarray, points1: np.ndarray, d
     apart, core = apart[deep], core[deep]
     if not len(apart):
         return {}
-    box = shapely.bounds(core)
     ends = shapely.get_coordinates(shapely.shortest_line(hulls0[apart], hulls1[apart])).reshape(-1, 2, 2)
-    sides, keep = [], np.ones(len(apart), dtype=bool)
-    for j, ((x0, y0, x1, y1), (p, q)) in enumerate(zip(box, ends)):  # the same arithmetic as _straight_cut
-        box_mid, span = np.array([(x0 + x1) / 2, (y0 + y1) / 2]), float(np.hypot(x1 - x0, y1 - y0)) + 1.0
-        normal, mid = q - p, (p + q) / 2
-        length = float(np.hypot(*normal))
-        if length < 1e-6:
-            keep[j] = False
-            continue
-        normal, along = normal / length, np.array([-normal[1], normal[0]]) / length
-        foot = mid + ((box_mid - mid) @ along) * along
-        size = span + abs(float((box_mid - mid) @ normal))
-        sides.append(shapely.Polygon([foot + along * span, foot + along * span - normal * size,
-                                      foot - along * span - normal * size, foot - along * span]))
-    apart, core = apart[keep], core[keep]
+    sides = np.array([_half_plane(box, p, q) for box, (p, q) in zip(shapely.bounds(core), ends)], dtype=object)
+    keep = np.array([side is not None for side in sides], dtype=bool)
+    apart, core, sides = apart[keep], core[keep], sides[keep]
     if not len(apart):
         return {}
-    sides = np.array(sides, dtype=object)
     labs = [sorted(items[i][1]) for i in apart]
     region0 = np.array([items[i][1][lab[0]] for i, lab in zip(apart, labs)], dtype=object)
     region1 = np.array([items[i][1][lab[1]] for i, lab in zip(apart, labs)], dtype=object)
@@ -1047,7 +1042,8 @@ def _run(task):
     axes = 0
     if rows is not None and not (labels == labels[0]).all():
         parsed = parse_addresses(rows[3])
-        farther = pure_block = along = None
+        axy = np.c_[rows[1], rows[2]]
+        block = farther = pure_block = along = None
         if params.method == "streets" and lines is not None and len(lines):
             from .streets import enclosures
 
@@ -1055,22 +1051,20 @@ def _run(task):
             # nothing in a block of one BV)
             blocks = enclosures(polygon, lines)
             if len(blocks) > 1:
-                block = _block_of(blocks, np.c_[rows[1], rows[2]], len(blocks))
+                block = _block_of(blocks, axy, -1)
                 bvs = pd.DataFrame({"block": block, "bv": rows[0]}).groupby("block")["bv"].nunique()
-                mixed = np.zeros(len(blocks) + 1, dtype=bool)
-                mixed[bvs.index[bvs.to_numpy() > 1]] = True
-                mixed[len(blocks)] = False
-                farther = mixed[block]
-                pure_block = np.where(farther | (block == len(blocks)), -1, block)
+                mixed = np.zeros(len(blocks), dtype=bool)
+                inside = bvs.index.to_numpy() >= 0
+                mixed[bvs.index[inside]] = bvs.to_numpy()[inside] > 1
+                farther = (block >= 0) & mixed[block]
+                pure_block = np.where(farther | (block < 0), -1, block)
                 if params.guide_along_streets:
-                    axy = np.c_[rows[1], rows[2]]
-
-                    def along(i, blocks=blocks, block=block, axy=axy):
+                    def along(i):
                         return _edge_directions(blocks, block[i], axy[i])
         guides = street_guides(np.zeros(len(rows[0]), dtype=np.int64), *rows, params, parsed, farther,
                                params.guide_block_extension, pure_block, along)
         gxy, glabels = guides[["x", "y"]].to_numpy(dtype=float), guides["bv"].to_numpy()
-        ends = (np.c_[rows[1], rows[2]], rows[0], guides["lo"].to_numpy(), guides["hi"].to_numpy())
+        ends = (axy, rows[0], guides["lo"].to_numpy(), guides["hi"].to_numpy(), block)
         if params.address_axes and (lines is None or not len(lines)):
             drawn = street_axes(*rows[1:], params, parsed)
             if len(drawn):
