@@ -132,6 +132,7 @@ def street_guides(unit: np.ndarray, bv: np.ndarray, x: np.ndarray, y: np.ndarray
     order = np.lexsort((b, xy[:, 1], xy[:, 0], n, n % 2, street_code, unit_code))
     keys = np.c_[unit_code, street_code, n % 2][order]
     n, b, xy = n[order], b[order], xy[order]
+    row = np.flatnonzero(ok)[order]  # sorted position → input position
     group = np.cumsum(np.r_[True, (keys[1:] != keys[:-1]).any(axis=1)]) - 1
     unit_of = np.asarray(unit_names, dtype=object)[keys[:, 0]]
     step = params.guide_step
@@ -140,7 +141,7 @@ def street_guides(unit: np.ndarray, bv: np.ndarray, x: np.ndarray, y: np.ndarray
     # between consecutive numbers of one street side
     a = np.flatnonzero((group[1:] == group[:-1]) & (n[1:] - n[:-1] <= params.guide_max_number_gap))
     if block is not None:
-        blk = np.asarray(block)[ok][order]
+        blk = np.asarray(block)[row]
         a = a[(blk[a] < 0) | (blk[a] != blk[a + 1])]
     vec = xy[a + 1] - xy[a]
     length = np.hypot(vec[:, 0], vec[:, 1])
@@ -155,7 +156,7 @@ def street_guides(unit: np.ndarray, bv: np.ndarray, x: np.ndarray, y: np.ndarray
 
     # past the ends of a side's known range, away from its neighbour
     ext = params.guide_extension
-    far = np.asarray(farther)[ok][order] if farther is not None and reach > ext else np.zeros(len(n), dtype=bool)
+    far = np.asarray(farther)[row] if farther is not None and reach > ext else np.zeros(len(n), dtype=bool)
     if ext >= step or far.any():
         first = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
         last = np.flatnonzero(np.r_[group[1:] != group[:-1], True])
@@ -167,7 +168,7 @@ def street_guides(unit: np.ndarray, bv: np.ndarray, x: np.ndarray, y: np.ndarray
         end, vec, length = end[keep], vec[keep], length[keep]
         carried = np.flatnonzero(far[end])
         if along is not None and len(carried):
-            cand = along(np.flatnonzero(ok)[order][end[carried]]).reshape(len(carried), 2, 2)
+            cand = along(row[end[carried]]).reshape(len(carried), 2, 2)
             v = vec[carried] / length[carried, None]
             cos = np.nan_to_num((cand * v[:, None, :]).sum(axis=2), nan=0.0)
             pick = np.argmax(np.abs(cos), axis=1)
@@ -194,7 +195,6 @@ def street_guides(unit: np.ndarray, bv: np.ndarray, x: np.ndarray, y: np.ndarray
         return empty
     src = np.concatenate([p[0] for p in parts])
     other = np.concatenate([p[3] for p in parts])
-    row = np.flatnonzero(ok)[order]  # sorted position → input position
     return pd.DataFrame({"unit": unit_of[src], "bv": np.concatenate([p[1] for p in parts]),
                          "x": np.concatenate([p[2][:, 0] for p in parts]),
                          "y": np.concatenate([p[2][:, 1] for p in parts]), "lo": row[src], "hi": row[other]})

@@ -1018,19 +1018,22 @@ def _edge_directions(blocks: np.ndarray, block: np.ndarray, xy: np.ndarray) -> n
     t = np.clip(((p - a) * d).sum(axis=1) / np.maximum((d * d).sum(axis=1), 1e-12), 0, 1)
     dist = np.hypot(*(p - a - t[:, None] * d).T)
     u = d / np.maximum(np.hypot(*d.T), 1e-12)[:, None]
-    first = np.r_[True, pi[1:] != pi[:-1]]
-    grp = np.cumsum(first) - 1
-    best = np.lexsort((dist, grp))
-    best = best[np.r_[True, grp[best][1:] != grp[best][:-1]]]
+    grp = np.cumsum(np.r_[True, pi[1:] != pi[:-1]]) - 1
+    best = _nearest_of_each(dist, grp)
     out[pts[pi[best]], :2] = u[best]
     # the nearest edge across that one (more than 45° from it): the other street at a corner
     other = np.abs((u * u[best][grp]).sum(axis=1)) < np.cos(np.pi / 4)
     pi2, grp2, d2, u2 = pi[other], grp[other], dist[other], u[other]
     if len(pi2):
-        b2 = np.lexsort((d2, grp2))
-        b2 = b2[np.r_[True, grp2[b2][1:] != grp2[b2][:-1]]]
+        b2 = _nearest_of_each(d2, grp2)
         out[pts[pi2[b2]], 2:] = u2[b2]
     return out
+
+
+def _nearest_of_each(dist: np.ndarray, group: np.ndarray) -> np.ndarray:
+    """Index of the smallest *dist* of each *group* (the first of equals), groups in ascending order."""
+    o = np.lexsort((dist, group))
+    return o[np.r_[True, group[o][1:] != group[o][:-1]]]
 
 
 def _run(task):
