@@ -70,3 +70,36 @@ def test_without_street_lines_the_axes_keep_a_bv_to_its_own_side_of_the_street()
     assert r.report["guides"]["address_axes"] == 4
     assert poly.loc["0002"].geometry.intersection(block).area < 1.0
     assert without.loc["0002"].geometry.intersection(block).area > 1000.0
+
+
+def _nearest_of_k_brute(xy, radius, k, accept):
+    d = np.hypot(*(xy[None, :, :] - xy[:, None, :]).transpose(2, 0, 1))
+    out = np.full(len(xy), -1)
+    for i in range(len(xy)):
+        ranked = np.lexsort((np.arange(len(xy)), d[i]))[:k]  # nearest first, equals by index
+        ok = [j for j in ranked if d[i, j] <= radius and accept(np.array([i]), np.array([j]))[0]]
+        out[i] = ok[0] if ok else -1
+    return out
+
+
+def test_the_other_side_is_searched_among_the_k_nearest_as_a_tree_would():
+    from decoupage_bv._grid import nearest_of_k
+
+    rng = np.random.default_rng(3)
+    # integer positions: many points equally near, and some on top of one another
+    xy = rng.integers(0, 120, size=(400, 2)).astype(float) + [X0, Y0]
+    code, side = rng.integers(0, 3, size=400), rng.integers(0, 2, size=400)
+
+    def accept(i, j):
+        return (code[j] == code[i]) & (side[j] != side[i])
+
+    for radius, k in ((40.0, 24), (10.0, 24), (40.0, 3), (5.0, 1)):
+        got = nearest_of_k(xy, radius, k, accept)
+        assert (got == _nearest_of_k_brute(xy, radius, k, accept)).all()
+    # 30 addresses of another street nearer than the other side: it is not among the 24 nearest
+    crowd = np.c_[np.full(30, 1.0), np.linspace(-1, 1, 30)]
+    pts = np.r_[[[0.0, 0.0], [-20.0, 0.0]], crowd]
+    street = np.r_[0, 0, np.ones(30, dtype=int)]
+    parity = np.r_[0, 1, np.zeros(30, dtype=int)]
+    got = nearest_of_k(pts, 40.0, 24, lambda i, j: (street[j] == street[i]) & (parity[j] != parity[i]))
+    assert got[0] == -1 and got[1] == 0  # from the side away from the crowd, it is the nearest

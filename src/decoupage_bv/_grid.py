@@ -83,3 +83,55 @@ def _nearest_within(points: np.ndarray, xy: np.ndarray, r: np.ndarray) -> np.nda
     np.minimum.at(lowest, g_hit, a_hit)
     out[q[start]] = lowest
     return out
+
+
+
+
+def nearest_of_k(xy: np.ndarray, radius: float, k: int, accept, first: float = 16.0) -> np.ndarray:
+    """Index of the nearest point of *xy* to each of its points that *accept* (``accept(i, j)``, on index
+    arrays) takes, if it is among that point's *k* nearest (itself included) and at most *radius* away;
+    ``-1`` when none. Points equally near count by index. A k-nearest query without a tree (importing
+    scipy.spatial costs a worker 0.2 s), searched within *first* m, then twice as far for the points
+    still open, up to *radius*: every point nearer than an answer is within the same reach."""
+    out = np.full(len(xy), -1, dtype=np.int64)
+    todo, reach = np.arange(len(xy)), min(float(first), radius)
+    while len(todo):
+        found, full = _nearest_of_k(xy, todo, reach, k, accept)
+        out[todo] = found
+        if reach >= radius:
+            break
+        todo = todo[(found < 0) & ~full]
+        reach = min(2 * reach, radius)
+    return out
+
+
+def _nearest_of_k(xy: np.ndarray, todo: np.ndarray, r: float, k: int, accept) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`nearest_of_k` of the points *todo* within *r*: the answer (``-1``), and whether the point
+    already has *k* neighbours within *r* (none farther can be among its *k* nearest)."""
+    found, full = np.full(len(todo), -1, dtype=np.int64), np.zeros(len(todo), dtype=bool)
+    q, j = box_pairs(np.c_[xy[todo] - r, xy[todo] + r], xy)
+    i = todo[q]
+    dx, dy = xy[j, 0] - xy[i, 0], xy[j, 1] - xy[i, 1]
+    d = np.sqrt(dx * dx + dy * dy)
+    near = d <= r
+    q, i, j, d = q[near], i[near], j[near], d[near]
+    full = np.bincount(q, minlength=len(todo)) >= k
+    ok = accept(i, j)
+    if not ok.any():
+        return found, full
+    cq, cj, cd = q[ok], j[ok], d[ok]
+    # box_pairs gives each box's pairs together, boxes in ascending order: groups without a sort
+    new = np.r_[True, cq[1:] != cq[:-1]]
+    start, group = np.flatnonzero(new), np.cumsum(new) - 1
+    best = np.minimum.reduceat(cd, start)
+    hit = cd == best[group]
+    pick = np.full(len(start), np.iinfo(np.int64).max)
+    np.minimum.at(pick, group[hit], cj[hit])
+    owner = cq[start]
+    # its rank among all the point's neighbours: those nearer, and those as near with a lower index
+    bd, bj = np.full(len(todo), np.inf), np.full(len(todo), -1, dtype=np.int64)
+    bd[owner], bj[owner] = best, pick
+    before = (d < bd[q]) | ((d == bd[q]) & (j < bj[q]))
+    rank = np.bincount(q[before], minlength=len(todo))[owner]
+    found[owner[rank < k]] = pick[rank < k]
+    return found, full

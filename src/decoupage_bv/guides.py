@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from ._grid import nearest_within
+from ._grid import nearest_of_k, nearest_within
 from .settings import Params
 
 # number (and suffix), then the street up to the postcode: two linear scans (one pattern with a lazy street
@@ -223,16 +223,12 @@ def street_axes(x: np.ndarray, y: np.ndarray, address: np.ndarray, params: Param
     key = pd.DataFrame({"c": code, "s": side, "x": np.round(xy[:, 0], 1), "y": np.round(xy[:, 1], 1)})
     first = ~key.duplicated().to_numpy()
     xy, code, side = xy[first], code[first], side[first]
-    from scipy.spatial import cKDTree
-
-    k = min(24, len(xy))
-    dist, j = cKDTree(xy).query(xy, k=k)
-    dist, j = dist.reshape(len(xy), k), j.reshape(len(xy), k)
-    across = (code[j] == code[:, None]) & (side[j] != side[:, None]) & (dist <= params.axis_max_pair)
-    has = across.any(axis=1)
-    if has.sum() < 2:
+    # the nearest address of the other side of the street, among the 24 nearest
+    pick = nearest_of_k(xy, params.axis_max_pair, 24, lambda i, j: (code[j] == code[i]) & (side[j] != side[i]))
+    has = np.flatnonzero(pick >= 0)
+    if len(has) < 2:
         return empty
-    pick = j[has, np.argmax(across[has], axis=1)]
+    pick = pick[has]
     mid, street_of = (xy[has] + xy[pick]) / 2, code[has]
     # along each street: projected on its main direction (principal axis of its midpoints)
     n = np.bincount(street_of)
