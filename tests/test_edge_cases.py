@@ -214,6 +214,20 @@ def test_bv_whose_only_location_is_shared_keeps_it():
     assert r.report["bv_not_drawn"] == []
 
 
+def test_a_point_far_from_its_bv_among_another_bv_is_an_outlier():
+    big = square_communes([("31001", "Alpha", X0, Y0, 6000.0)])
+    rows = [(f"31001_{b}", "31001", X0 + x0 + 40 * i, Y0 + 3000 + 40 * j)
+            for b, x0 in ((1, 500), (2, 4500)) for i in range(10) for j in range(10)]
+    stray = ("31001_1", "31001", X0 + 4700, Y0 + 3200)  # 3.8 km from its BV, 20 m from BV 2's addresses
+    alone = ("31001_1", "31001", X0 + 2000, Y0 + 5800)  # far from its BV, but nearer to it than to BV 2
+    r = build(roll_rows(rows + [stray, alone]), big, params=P1)
+    assert r.report["rows_dropped"] == {"bv_outlier": 1}
+    g = r.polygons.set_index("code_bv").to_crs(r.report["crs"])
+    assert g.loc["0002"].geometry.contains(shapely.Point(X0 + 4700, Y0 + 3200))
+    assert g.loc["0001"].geometry.contains(shapely.Point(X0 + 2000, Y0 + 5800))
+    assert g.loc["0001", "n_points"] == 101 and g.loc["0001", "n_adresses"] == 102  # not a seed, still counted
+
+
 def test_one_address_gets_the_whole_commune():
     r = build(roll_rows([("31001_1", "31001", X0 + 10, Y0 + 10)]), ONE, params=P1)
     assert len(r.polygons) == 1 and r.polygons["quality"].iloc[0] == "whole_commune"

@@ -85,22 +85,26 @@ def _nearest_within(points: np.ndarray, xy: np.ndarray, r: np.ndarray) -> np.nda
     return out
 
 
-
-
-def nearest_of_k(xy: np.ndarray, radius: float, k: int, accept, first: float = 16.0) -> np.ndarray:
+def nearest_of_k(xy: np.ndarray, radius: float, k: int, accept, first: float = 16.0,
+                 query: np.ndarray | None = None) -> np.ndarray:
     """Index of the nearest point of *xy* to each of its points that *accept* (``accept(i, j)``, on index
-    arrays) takes, if it is among that point's *k* nearest (itself included) and at most *radius* away;
-    ``-1`` when none. Points equally near count by index. A k-nearest query without a tree (importing
-    scipy.spatial costs a worker 0.2 s), searched within *first* m, then twice as far for the points
-    still open, up to *radius*: every point nearer than an answer is within the same reach."""
-    out = np.full(len(xy), -1, dtype=np.int64)
-    todo, reach = np.arange(len(xy)), min(float(first), radius)
-    while len(todo):
-        found, full = _nearest_of_k(xy, todo, reach, k, accept)
-        out[todo] = found
-        if reach >= radius:
+    arrays) takes, if it is among that point's *k* nearest (itself included) and at most *radius* away
+    (which may be ``inf``); ``-1`` when none. Points equally near count by index. *query*: the indices of
+    the points asked about (default: all). A k-nearest query without a tree (importing scipy.spatial costs
+    a process 0.2 s), searched within *first* m, then twice as far for the points still open, up to
+    *radius*: every point nearer than an answer is within the same reach."""
+    todo = np.arange(len(xy)) if query is None else np.asarray(query, dtype=np.int64)
+    out = np.full(len(todo), -1, dtype=np.int64)
+    if not len(xy) or not len(todo):
+        return out
+    span = float(np.hypot(*np.ptp(xy, axis=0)))  # past it, every point is within reach
+    left, reach = np.arange(len(todo)), min(float(first), radius)
+    while len(left):
+        found, full = _nearest_of_k(xy, todo[left], reach, k, accept)
+        out[left] = found
+        if reach >= radius or reach > span:
             break
-        todo = todo[(found < 0) & ~full]
+        left = left[(found < 0) & ~full]
         reach = min(2 * reach, radius)
     return out
 

@@ -19,6 +19,7 @@ from pyproj import Transformer
 
 from . import codes
 from ._errors import InputError
+from ._grid import nearest_of_k
 from .settings import Params
 from .sources import parse_numbers
 
@@ -347,32 +348,37 @@ def _outliers_kept(pts: pd.DataFrame, params: Params) -> np.ndarray:
                   & (g["y"].transform("min") == g["y"].transform("max"))).to_numpy()
     if not alone.any():
         return keep
-    from scipy.spatial import cKDTree  # only when a point needs measuring: the import alone takes 0.3 s
-
     for idx in rows_by_unit(pts).values():
         labels = bv[idx]
         if not alone[idx].any() or (labels == labels[0]).all():
             continue
         sub = np.c_[x[idx], y[idx]]
-        tree = None
         for lab in np.unique(labels[alone[idx]]):
             own = np.flatnonzero(labels == lab)
             uniq = np.unique(sub[own].view(np.complex128))  # distinct locations, faster than axis=0
-            uniq = np.c_[uniq.real, uniq.imag]
             if len(uniq) < 3:
                 continue
             cand = own[alone[idx[own]]]
-            d_own = cKDTree(uniq).query(sub[cand], k=2)[0][:, 1]  # the first is the point's own location
+            # the nearest other location of its BV, then, among its 16 nearest points, another BV's nearest
+            at = np.searchsorted(uniq, sub[cand].view(np.complex128).ravel())
+            uniq = np.c_[uniq.real, uniq.imag]
+            d_own = _distance(uniq[at], uniq[nearest_of_k(
+                uniq, np.inf, 2, lambda i, j: i != j, first=params.outlier_min_distance, query=at)])
             far = d_own > params.outlier_min_distance
             cand, d_own = cand[far], d_own[far]
             if not len(cand):
                 continue
-            tree = cKDTree(sub) if tree is None else tree
-            d, i = tree.query(sub[cand], k=min(len(sub), 16))  # past same-BV points, to another BV's
-            d, i = d.reshape(len(cand), -1), i.reshape(len(cand), -1)
-            d_other = np.where(labels[i] == lab, np.inf, d).min(axis=1)
+            reach = float(d_own.max()) / params.outlier_factor  # farther, another BV's point decides nothing
+            other = nearest_of_k(sub, reach, min(len(sub), 16), lambda i, j: labels[j] != labels[i],
+                                 first=params.outlier_min_distance / params.outlier_factor, query=cand)
+            d_other = np.where(other >= 0, _distance(sub[cand], sub[other]), np.inf)
             keep[idx[cand[d_own > params.outlier_factor * d_other]]] = False
     return keep
+
+
+def _distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    dx, dy = b[:, 0] - a[:, 0], b[:, 1] - a[:, 1]
+    return np.sqrt(dx * dx + dy * dy)
 
 
 def _cell_ids(unit: np.ndarray, gx: np.ndarray, gy: np.ndarray) -> np.ndarray:
