@@ -348,32 +348,51 @@ def _outliers_kept(pts: pd.DataFrame, params: Params) -> np.ndarray:
                   & (g["y"].transform("min") == g["y"].transform("max"))).to_numpy()
     if not alone.any():
         return keep
-    for idx in rows_by_unit(pts).values():
-        labels = bv[idx]
-        if not alone[idx].any() or (labels == labels[0]).all():
-            continue
-        sub = np.c_[x[idx], y[idx]]
-        for lab in np.unique(labels[alone[idx]]):
-            own = np.flatnonzero(labels == lab)
-            uniq = np.unique(sub[own].view(np.complex128))  # distinct locations, faster than axis=0
-            if len(uniq) < 3:
-                continue
-            cand = own[alone[idx[own]]]
-            # the nearest other location of its BV, then, among its 16 nearest points, another BV's nearest
-            at = np.searchsorted(uniq, sub[cand].view(np.complex128).ravel())
-            uniq = np.c_[uniq.real, uniq.imag]
-            d_own = _distance(uniq[at], uniq[nearest_of_k(
-                uniq, np.inf, 2, lambda i, j: i != j, first=params.outlier_min_distance, query=at)])
-            far = d_own > params.outlier_min_distance
-            cand, d_own = cand[far], d_own[far]
-            if not len(cand):
-                continue
-            reach = float(d_own.max()) / params.outlier_factor  # farther, another BV's point decides nothing
-            other = nearest_of_k(sub, reach, min(len(sub), 16), lambda i, j: labels[j] != labels[i],
-                                 first=params.outlier_min_distance / params.outlier_factor, query=cand)
-            d_other = np.where(other >= 0, _distance(sub[cand], sub[other]), np.inf)
-            keep[idx[cand[d_own > params.outlier_factor * d_other]]] = False
+    unit = pts["unit"].to_numpy().astype(np.int64)
+    key = unit * (int(bv.max()) + 1) + bv  # one BV of one unit
+    keys = np.unique(key)
+    mixed_unit = np.bincount(keys // (int(bv.max()) + 1))[unit] > 1
+    # the BVs with a point to measure, in three places or more
+    rows = np.flatnonzero(np.isin(key, np.unique(key[alone & mixed_unit])))
+    place = _ids(key[rows], x[rows].view(np.int64), y[rows].view(np.int64))
+    first = rows[np.unique(place, return_index=True)[1]]  # one row per place, in place order
+    group = np.unique(key[first], return_inverse=True)[1]
+    cand = rows[alone[rows] & (np.bincount(group)[group[place]] >= 3)]
+    if not len(cand):
+        return keep
+    # the nearest other location of its BV, each BV set apart from the others (one grid search, no loop)
+    x0, y0 = x.min(), y.min()
+    gap = float(np.ptp(x)) + 1.0
+    near = nearest_of_k(np.c_[x[first] - x0 + group * gap, y[first] - y0], np.inf, len(first),
+                        lambda i, j: (group[j] == group[i]) & (i != j), first=params.outlier_min_distance,
+                        query=place[np.searchsorted(rows, cand)])
+    d_own = _distance(np.c_[x[cand], y[cand]], np.c_[x[first[near]], y[first[near]]])
+    far = d_own > params.outlier_min_distance
+    cand, d_own = cand[far], d_own[far]
+    if not len(cand):
+        return keep
+    # among its 16 nearest points of its unit, another BV's nearest: farther than d_own / factor, it decides
+    # nothing
+    reach = float(d_own.max()) / params.outlier_factor
+    rows = np.flatnonzero(np.isin(unit, unit[cand]))
+    unit_code, b = pd.factorize(unit[rows])[0], bv[rows]
+    gap = float(np.ptp(x)) + 2 * reach + 1.0
+    other = nearest_of_k(np.c_[x[rows] - x0 + unit_code * gap, y[rows] - y0], reach, 16,
+                         lambda i, j: b[j] != b[i], first=params.outlier_min_distance / params.outlier_factor,
+                         query=np.searchsorted(rows, cand))
+    other = np.where(other >= 0, rows[other], -1)
+    d_other = np.where(other >= 0, _distance(np.c_[x[cand], y[cand]], np.c_[x[other], y[other]]), np.inf)
+    keep[cand[d_own > params.outlier_factor * d_other]] = False
     return keep
+
+
+def _ids(*columns: np.ndarray) -> np.ndarray:
+    """One integer per distinct row of *columns* (integer arrays), in sorted order of the rows."""
+    order = np.lexsort(columns[::-1])
+    new = np.r_[True, np.any([c[order][1:] != c[order][:-1] for c in columns], axis=0)]
+    out = np.empty(len(order), dtype=np.int64)
+    out[order] = np.cumsum(new) - 1
+    return out
 
 
 def _distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
