@@ -157,3 +157,24 @@ def test_by_default_a_piece_of_more_than_fragment_size_stays_with_its_bv():
     assert _parts(kept[1]) == 2 and shapely.intersects_xy(kept[1], street[:, 0], street[:, 1]).all()
     given = _run(xy, labels, guided=True, fragment_max_share=0.2)
     assert _parts(given[1]) == 1 and not shapely.intersects_xy(given[1], street[:, 0], street[:, 1]).any()
+
+
+def test_a_join_is_not_refused_for_a_piece_its_neighbour_had_already():
+    # A's piece P lies past a bare band of B; B is already in pieces: its main part R and, inside A's land,
+    # a piece Q of 9 addresses. Joining P across the band cuts it in two pieces of one address each: B gains
+    # no piece that is more than a fragment, so the join stands, and Q stays B's
+    q, bulge = shapely.box(20, 60, 40, 80), shapely.box(100, 40, 105, 60)  # the bulge: the gap is midway
+    main = shapely.difference(shapely.union(shapely.box(0, 0, 100, 100), bulge), q)
+    band = shapely.difference(shapely.box(100, 0, 110, 100), bulge)
+    pieces = {1: shapely.union(main, shapely.box(110, 0, 150, 100)),
+              2: shapely.union_all([q, band, shapely.box(150, 0, 300, 100)])}
+    a = np.r_[_grid(5, 95, 5, 45, 10.0), _grid(120, 140, 10, 90, 10.0)]
+    b = np.r_[_grid(160, 290, 10, 90, 10.0), _grid(25, 35, 65, 75, 5.0)]
+    ends = np.array([[105.0, 1.0], [105.0, 99.0]])  # one address at each end of the band: no way round it
+    xy, labels = np.r_[a, b, ends], np.array([1] * len(a) + [2] * (len(b) + 2))
+    out = tessellation.join_pieces(SQUARE, pieces, xy, labels, np.ones(len(xy)),
+                                   Params(jobs=1, join_max_gap=200, join_max_width=20))
+    assert _parts(out[1]) == 1
+    assert shapely.intersects_xy(out[2], b[:, 0], b[:, 1]).all() and out[2].contains(q)
+    assert shapely.coverage_is_valid(np.array(list(out.values())))
+    assert abs(sum(g.area for g in out.values()) - SQUARE.area) < 1e-6

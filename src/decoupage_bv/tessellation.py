@@ -488,7 +488,8 @@ def _strip(polygon, line, others: np.ndarray, params: Params):
 
 def _take(pieces: dict, lab, strip, xy: np.ndarray, labels: np.ndarray, weights: np.ndarray, params: Params):
     """Give *strip* to *lab*, taking it from the BVs it covers; ``None`` when that would cut one of them in
-    pieces that are not mere fragments (see :func:`clean_fragments`, which then hands those out)."""
+    more pieces that are not mere fragments (see :func:`clean_fragments`, which then hands those out) than
+    it was in already."""
     out = dict(pieces)
     gained = [pieces[lab]]
     for other, g in pieces.items():
@@ -497,12 +498,10 @@ def _take(pieces: dict, lab, strip, xy: np.ndarray, labels: np.ndarray, weights:
         rest = _tidy(shapely.difference(g, strip))
         if rest.is_empty:
             return None
-        parts = _polygon_parts(rest)
-        if len(parts) > len(_polygon_parts(g)):
+        parts, before = _polygon_parts(rest), _polygon_parts(g)
+        if len(parts) > len(before):
             own = labels == other
-            count = _own_counts(parts, xy[own], weights[own])
-            main = _main_part(parts, count)
-            if not all(_is_fragment(count[i], count.sum(), params) for i in range(len(parts)) if i != main):
+            if _detached(parts, xy[own], weights[own], params) > _detached(before, xy[own], weights[own], params):
                 return None
         gained.append(shapely.intersection(g, strip))
         out[other] = rest
@@ -511,6 +510,15 @@ def _take(pieces: dict, lab, strip, xy: np.ndarray, labels: np.ndarray, weights:
         return None
     out[lab] = merged
     return out
+
+
+def _detached(parts: list, xy: np.ndarray, weights: np.ndarray, params: Params) -> int:
+    """How many of a BV's *parts* (its points *xy*) are detached pieces that are more than fragments."""
+    if len(parts) < 2:
+        return 0
+    count = _own_counts(parts, xy, weights)
+    main = _main_part(parts, count)
+    return sum(not _is_fragment(count[i], count.sum(), params) for i in range(len(parts)) if i != main)
 
 
 def _multipoint(xy: np.ndarray):
