@@ -178,3 +178,21 @@ def test_a_join_is_not_refused_for_a_piece_its_neighbour_had_already():
     assert shapely.intersects_xy(out[2], b[:, 0], b[:, 1]).all() and out[2].contains(q)
     assert shapely.coverage_is_valid(np.array(list(out.values())))
     assert abs(sum(g.area for g in out.values()) - SQUARE.area) < 1e-6
+
+
+def test_a_strip_that_cuts_a_bv_in_two_is_refused_even_if_it_takes_a_fragment_of_it_whole():
+    # B is a band between A's two pieces, and a bare islet F inside A's piece P. The shortest strip would
+    # cut the band in two halves of 27 addresses and swallow F: as many pieces as before, but one more that
+    # is no fragment. It is refused; the strip along the outline joins A and leaves B whole
+    bulge, f = shapely.box(100, 45, 105, 55), shapely.box(200.5, 53, 202.5, 57)
+    pieces = {1: shapely.union(shapely.union(shapely.box(0, 0, 100, 100), bulge),
+                               shapely.difference(shapely.box(200, 0, 300, 100), f)),
+              2: shapely.union(shapely.difference(shapely.box(100, 0, 200, 100), bulge), f)}
+    a = np.r_[_grid(10, 90, 10, 90, 10.0), _grid(220, 290, 10, 90, 10.0)]
+    b = np.r_[_grid(110, 190, 10, 30, 10.0), _grid(110, 190, 70, 90, 10.0)]
+    xy, labels = np.r_[a, b], np.array([1] * len(a) + [2] * len(b))
+    out = tessellation.join_pieces(SQUARE, pieces, xy, labels, np.ones(len(xy)),
+                                   Params(jobs=1, join_max_gap=200, join_max_width=20))
+    assert _parts(out[1]) == 1 and _parts(out[2]) == 1
+    assert shapely.intersects_xy(out[2], b[:, 0], b[:, 1]).all()
+    assert abs(sum(g.area for g in out.values()) - SQUARE.area) < 1e-6

@@ -498,10 +498,11 @@ def _take(pieces: dict, lab, strip, xy: np.ndarray, labels: np.ndarray, weights:
         rest = _tidy(shapely.difference(g, strip))
         if rest.is_empty:
             return None
-        parts, before = _polygon_parts(rest), _polygon_parts(g)
-        if len(parts) > len(before):
+        parts = _polygon_parts(rest)
+        if len(parts) > 1:  # (a strip can cut a BV in two and take one of its fragments whole)
             own = labels == other
-            if _detached(parts, xy[own], weights[own], params) > _detached(before, xy[own], weights[own], params):
+            if _detached(parts, xy[own], weights[own], params) > _detached(_polygon_parts(g), xy[own], weights[own],
+                                                                           params):
                 return None
         gained.append(shapely.intersection(g, strip))
         out[other] = rest
