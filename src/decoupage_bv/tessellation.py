@@ -501,8 +501,8 @@ def _take(pieces: dict, lab, strip, xy: np.ndarray, labels: np.ndarray, weights:
         parts = _polygon_parts(rest)
         if len(parts) > 1:  # (a strip can cut a BV in two and take one of its fragments whole)
             own = labels == other
-            if _detached(parts, xy[own], weights[own], params) > _detached(_polygon_parts(g), xy[own], weights[own],
-                                                                           params):
+            now, had = (_detached(p, xy[own], weights[own], params) for p in (parts, _polygon_parts(g)))
+            if now > had:
                 return None
         gained.append(shapely.intersection(g, strip))
         out[other] = rest
