@@ -321,7 +321,8 @@ def join_pieces(polygon, pieces: dict, xy: np.ndarray, labels: np.ndarray, weigh
     limits between BVs, see :func:`_limit_path`), at most ``join_max_gap`` long;
     it is as wide as the line's clearance from other BVs' addresses (``join_min_width`` to
     ``join_max_width``), so it takes none of them, and it is refused when a BV it crosses would fall into
-    pieces that are more than fragments (those go to a neighbour, as in :func:`clean_fragments`).
+    more pieces that are more than fragments than it was in (fragments go to a neighbour, as in
+    :func:`clean_fragments`).
     """
     if params.join_max_gap <= 0 or len(pieces) < 2:
         return pieces
