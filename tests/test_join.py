@@ -196,3 +196,24 @@ def test_a_strip_that_cuts_a_bv_in_two_is_refused_even_if_it_takes_a_fragment_of
     assert _parts(out[1]) == 1 and _parts(out[2]) == 1
     assert shapely.intersects_xy(out[2], b[:, 0], b[:, 1]).all()
     assert abs(sum(g.area for g in out.values()) - SQUARE.area) < 1e-6
+
+
+def test_a_strip_along_the_limits_narrows_to_pass_a_thin_bv():
+    # A's two pieces, with B between them and C a band along the top that narrows to 2 m midway. Straight
+    # strips cut B; the way along the outline, as wide as its clearance from C's addresses (5 m), would cut
+    # C at its narrows: 2 m wide, it passes
+    c = shapely.union_all([shapely.box(100, 90, 140, 100), shapely.box(140, 98, 160, 100), shapely.box(160, 90, 200, 100)])
+    pieces = {1: shapely.union(shapely.box(0, 0, 100, 100), shapely.box(200, 0, 300, 100)),
+              2: shapely.difference(shapely.box(100, 0, 200, 100), c), 3: c}
+    a = np.r_[_grid(10, 90, 10, 90, 10.0), _grid(210, 290, 10, 90, 10.0)]
+    # B's addresses, with a row along the outline and one along its limit with C: no way along those
+    b = np.r_[_grid(110, 190, 10, 80, 10.0), _grid(105, 195, 1, 1, 5.0), _grid(105, 195, 89, 89, 5.0)]
+    cc = np.r_[_grid(105, 135, 95, 95, 5.0), _grid(165, 195, 95, 95, 5.0)]
+    xy = np.r_[a, b, cc]
+    labels = np.array([1] * len(a) + [2] * len(b) + [3] * len(cc))
+    out = tessellation.join_pieces(SQUARE, pieces, xy, labels, np.ones(len(xy)),
+                                   Params(jobs=1, join_max_gap=200, join_max_width=20))
+    assert _parts(out[1]) == 1 and _parts(out[2]) == 1 and _parts(out[3]) == 1
+    for lab, pts in ((2, b), (3, cc)):
+        assert shapely.intersects_xy(out[lab], pts[:, 0], pts[:, 1]).all()
+    assert abs(sum(g.area for g in out.values()) - SQUARE.area) < 1e-6

@@ -345,8 +345,8 @@ def join_pieces(polygon, pieces: dict, xy: np.ndarray, labels: np.ndarray, weigh
             i = todo[0][1]
             tried.add(parts[i].wkb)
             others = xy[~own] if others is None else others
-            for line in _lines_to_main(pieces, parts[i], parts[main], others, params):
-                strip = _strip(polygon, line, others, params)
+            for line, widest in _lines_to_main(pieces, parts[i], parts[main], others, params):
+                strip = _strip(polygon, line, others, params, widest)
                 joined = None if strip is None else _take(pieces, lab, strip, xy, labels, weights, params)
                 if joined is not None:
                     pieces, changed = joined, True
@@ -384,12 +384,15 @@ def _bridges(part, main, max_gap: float, tries: int = 6, step: float = 10.0) -> 
 
 
 def _lines_to_main(pieces: dict, part, main, others: np.ndarray, params: Params):
-    """The straight lines of :func:`_bridges`, then, once they are all refused, the shortest way along the
-    limits between BVs (:func:`_limit_path`)."""
-    yield from _bridges(part, main, params.join_max_gap)
+    """``(line, widest strip)``: the straight lines of :func:`_bridges`, then, once they are all refused, the
+    shortest way along the limits between BVs (:func:`_limit_path`), as wide as it can be, then at the
+    narrowest (a wide strip along a limit can still cut a thin BV beside it)."""
+    for line in _bridges(part, main, params.join_max_gap):
+        yield line, params.join_max_width
     path = _limit_path(pieces, part, main, others, params)
     if path is not None:
-        yield path
+        yield path, params.join_max_width
+        yield path, params.join_min_width
 
 
 def _limit_path(pieces: dict, part, main, others: np.ndarray, params: Params):
@@ -477,10 +480,11 @@ def _box_distance(xy: np.ndarray, box: np.ndarray) -> np.ndarray:
     return np.hypot(dx, dy)
 
 
-def _strip(polygon, line, others: np.ndarray, params: Params):
-    """The strip of land along *line*, as wide as its clearance from the points *others*; ``None`` when too
-    narrow."""
-    width = min(_clearance(line, others, within=params.join_max_width), params.join_max_width)
+def _strip(polygon, line, others: np.ndarray, params: Params, widest: float | None = None):
+    """The strip of land along *line*, as wide as its clearance from the points *others* (at most *widest*,
+    by default ``join_max_width``); ``None`` when too narrow."""
+    widest = params.join_max_width if widest is None else widest
+    width = min(_clearance(line, others, within=widest), widest)
     if width < params.join_min_width:
         return None
     strip = shapely.intersection(shapely.buffer(line, width / 2), polygon)
