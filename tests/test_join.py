@@ -217,3 +217,19 @@ def test_a_strip_along_the_limits_narrows_to_pass_a_thin_bv():
     for lab, pts in ((2, b), (3, cc)):
         assert shapely.intersects_xy(out[lab], pts[:, 0], pts[:, 1]).all()
     assert abs(sum(g.area for g in out.values()) - SQUARE.area) < 1e-6
+
+
+def test_a_sliver_given_to_a_fragment_that_moves_on_follows_it():
+    # S, a bare sliver of A, borders only F, a bare fragment of B; F borders C the longest. S goes to B,
+    # then F to C: S would be left a piece of B among C's land. Fragments are handed out again until none
+    # moves, so S follows F
+    s, f = shapely.box(140, 95, 160, 100), shapely.box(100, 50, 200, 100)
+    pieces = {1: shapely.union(shapely.box(0, 0, 100, 100), s),
+              2: shapely.union(shapely.box(210, 0, 300, 100), shapely.difference(f, s)),
+              3: shapely.union(shapely.box(100, 0, 200, 50), shapely.box(200, 0, 210, 100))}
+    a, b, c = _grid(10, 90, 10, 90, 20.0), _grid(230, 290, 10, 90, 20.0), _grid(110, 190, 10, 40, 20.0)
+    xy = np.r_[a, b, c]
+    labels = np.array([1] * len(a) + [2] * len(b) + [3] * len(c))
+    out = tessellation.clean_fragments(SQUARE, pieces, xy, labels, np.ones(len(xy)), Params(jobs=1))
+    assert [_parts(out[k]) for k in (1, 2, 3)] == [1, 1, 1]
+    assert out[3].contains(s) and out[3].contains(shapely.difference(f, s))

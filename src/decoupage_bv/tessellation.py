@@ -548,7 +548,7 @@ def _polygon_parts(geom) -> list:
 
 
 def clean_fragments(polygon, pieces: dict, xy: np.ndarray, labels: np.ndarray, weights: np.ndarray,
-                    params: Params) -> dict:
+                    params: Params, passes: int = 3) -> dict:
     """Give each detached piece of a BV that holds few addresses to the neighbour sharing its longest border.
 
     A BV keeps its piece with the most addresses (then the largest). Pieces below ``sliver_area`` always
@@ -584,6 +584,7 @@ def clean_fragments(polygon, pieces: dict, xy: np.ndarray, labels: np.ndarray, w
     if not movable:
         return pieces
     movable.sort(key=lambda i: (addr[i], area[i], str(owner[i]), parts[i].centroid.x, parts[i].centroid.y))
+    moved = False
     for i in movable:
         near = tree.query(parts[i], predicate="intersects")
         near = [j for j in near if j != i and owner[j] != owner[i]]
@@ -603,12 +604,14 @@ def clean_fragments(polygon, pieces: dict, xy: np.ndarray, labels: np.ndarray, w
         best = max(sorted(shared), key=lambda lab: shared[lab])
         if shared[best] > 0:
             owner[i] = best
+            moved = True
     out = {}
     for lab in pieces:
         idx = np.flatnonzero(owner == lab)
         if len(idx):
             out[lab] = shapely.union_all(parts[idx]) if len(idx) > 1 else parts[idx[0]]
-    return out
+    # a piece given to a neighbour's piece that moves on in turn is left detached: again, a few times
+    return clean_fragments(polygon, out, xy, labels, weights, params, passes - 1) if moved and passes > 1 else out
 
 
 def _dedupe(xy: np.ndarray, labels: np.ndarray, grid: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
