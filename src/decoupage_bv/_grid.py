@@ -73,16 +73,21 @@ def _nearest_within(points: np.ndarray, xy: np.ndarray, r: np.ndarray) -> np.nda
     q, a, d = q[ok], a[ok], d[ok]
     if not len(q):
         return out
-    # box_pairs gives each box's pairs together, boxes in ascending order: groups without a sort
-    start = np.flatnonzero(np.r_[True, q[1:] != q[:-1]])
-    best = np.minimum.reduceat(d, start)
-    group = np.cumsum(np.r_[True, q[1:] != q[:-1]]) - 1
-    hit = np.flatnonzero(d == best[group])
-    a_hit, g_hit = a[hit], group[hit]
-    lowest = np.full(len(start), np.iinfo(np.int64).max)
-    np.minimum.at(lowest, g_hit, a_hit)
-    out[q[start]] = lowest
+    owner, _, lowest = _nearest_by_group(q, a, d)
+    out[owner] = lowest
     return out
+
+
+def _nearest_by_group(q: np.ndarray, a: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Of pairs ``(q, a)`` at distance *d*, grouped by *q* in ascending order (as :func:`box_pairs` gives
+    them: no sort needed): each *q*, its least *d*, and of the *a* that near, the lowest."""
+    new = np.r_[True, q[1:] != q[:-1]]
+    start, group = np.flatnonzero(new), np.cumsum(new) - 1
+    best = np.minimum.reduceat(d, start)
+    hit = d == best[group]
+    lowest = np.full(len(start), np.iinfo(np.int64).max)
+    np.minimum.at(lowest, group[hit], a[hit])
+    return q[start], best, lowest
 
 
 def nearest_of_k(xy: np.ndarray, radius: float, k: int, accept, first: float = 16.0,
@@ -112,7 +117,7 @@ def nearest_of_k(xy: np.ndarray, radius: float, k: int, accept, first: float = 1
 def _nearest_of_k(xy: np.ndarray, todo: np.ndarray, r: float, k: int, accept) -> tuple[np.ndarray, np.ndarray]:
     """:func:`nearest_of_k` of the points *todo* within *r*: the answer (``-1``), and whether the point
     already has *k* neighbours within *r* (none farther can be among its *k* nearest)."""
-    found, full = np.full(len(todo), -1, dtype=np.int64), np.zeros(len(todo), dtype=bool)
+    found = np.full(len(todo), -1, dtype=np.int64)
     q, j = box_pairs(np.c_[xy[todo] - r, xy[todo] + r], xy)
     i = todo[q]
     dx, dy = xy[j, 0] - xy[i, 0], xy[j, 1] - xy[i, 1]
@@ -123,15 +128,7 @@ def _nearest_of_k(xy: np.ndarray, todo: np.ndarray, r: float, k: int, accept) ->
     ok = accept(i, j)
     if not ok.any():
         return found, full
-    cq, cj, cd = q[ok], j[ok], d[ok]
-    # box_pairs gives each box's pairs together, boxes in ascending order: groups without a sort
-    new = np.r_[True, cq[1:] != cq[:-1]]
-    start, group = np.flatnonzero(new), np.cumsum(new) - 1
-    best = np.minimum.reduceat(cd, start)
-    hit = cd == best[group]
-    pick = np.full(len(start), np.iinfo(np.int64).max)
-    np.minimum.at(pick, group[hit], cj[hit])
-    owner = cq[start]
+    owner, best, pick = _nearest_by_group(q[ok], j[ok], d[ok])
     # its rank among all the point's neighbours: those nearer, and those as near with a lower index
     bd, bj = np.full(len(todo), np.inf), np.full(len(todo), -1, dtype=np.int64)
     bd[owner], bj[owner] = best, pick

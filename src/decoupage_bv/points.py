@@ -348,10 +348,9 @@ def _outliers_kept(pts: pd.DataFrame, params: Params) -> np.ndarray:
                   & (g["y"].transform("min") == g["y"].transform("max"))).to_numpy()
     if not alone.any():
         return keep
-    unit = pts["unit"].to_numpy().astype(np.int64)
-    key = unit * (int(bv.max()) + 1) + bv  # one BV of one unit
-    keys = np.unique(key)
-    mixed_unit = np.bincount(keys // (int(bv.max()) + 1))[unit] > 1
+    unit, base = pts["unit"].to_numpy().astype(np.int64), int(bv.max()) + 1
+    key = unit * base + bv  # one BV of one unit
+    mixed_unit = np.bincount(np.unique(key) // base)[unit] > 1
     # the BVs with a point to measure, in three places or more
     rows = np.flatnonzero(np.isin(key, np.unique(key[alone & mixed_unit])))
     place = _ids(key[rows], x[rows].view(np.int64), y[rows].view(np.int64))
@@ -406,11 +405,7 @@ def _cell_ids(unit: np.ndarray, gx: np.ndarray, gy: np.ndarray) -> np.ndarray:
     bx, by = int(gx0.max()).bit_length(), int(gy0.max()).bit_length()
     if int(unit.max()).bit_length() + bx + by <= 62:
         return (unit.astype(np.int64) << (bx + by)) | (gx0 << by) | gy0
-    o = np.lexsort((gy, gx, unit))
-    ids = np.empty(len(o), dtype=np.int64)
-    ids[o] = np.cumsum(np.r_[True, (unit[o][1:] != unit[o][:-1]) | (gx[o][1:] != gx[o][:-1])
-                             | (gy[o][1:] != gy[o][:-1])])
-    return ids
+    return _ids(unit, gx, gy)
 
 
 def _bv_within_unit(unit: np.ndarray, bv: np.ndarray) -> bool:

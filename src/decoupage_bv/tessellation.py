@@ -480,10 +480,9 @@ def _box_distance(xy: np.ndarray, box: np.ndarray) -> np.ndarray:
     return np.hypot(dx, dy)
 
 
-def _strip(polygon, line, others: np.ndarray, params: Params, widest: float | None = None):
-    """The strip of land along *line*, as wide as its clearance from the points *others* (at most *widest*,
-    by default ``join_max_width``); ``None`` when too narrow."""
-    widest = params.join_max_width if widest is None else widest
+def _strip(polygon, line, others: np.ndarray, params: Params, widest: float):
+    """The strip of land along *line*, as wide as its clearance from the points *others*, at most *widest*;
+    ``None`` when narrower than ``join_min_width``."""
     width = min(_clearance(line, others, within=widest), widest)
     if width < params.join_min_width:
         return None
