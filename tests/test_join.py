@@ -1,9 +1,13 @@
 """Detached pieces of a BV joined to it through the gap between them (tessellation.join_pieces)."""
 
+import functools
+
+import geopandas as gpd
 import numpy as np
 import shapely
 
-from decoupage_bv import Params
+from conftest import data
+from decoupage_bv import Params, build, sources
 from decoupage_bv import tessellation
 from decoupage_bv.tessellation import tessellate_unit
 
@@ -233,3 +237,24 @@ def test_a_sliver_given_to_a_fragment_that_moves_on_follows_it():
     out = tessellation.clean_fragments(SQUARE, pieces, xy, labels, np.ones(len(xy)), Params(jobs=1))
     assert [_parts(out[k]) for k in (1, 2, 3)] == [1, 1, 1]
     assert out[3].contains(s) and out[3].contains(shapely.difference(f, s))
+
+
+def test_a_piece_refused_is_tried_again_once_the_bvs_around_it_have_changed(monkeypatch):
+    # Cachan (94016), real 2019 list: BV 0010's detached cluster cannot be joined until a BV after it in
+    # the order has joined its own; tried once only, as before, it stays in pieces
+    cols = {"bv": "bureau", "commune_name": "ville", "lon": "longitude", "lat": "latitude",
+            "geo_type": "result_type", "geo_score": "result_score", "citycode": "result_citycode",
+            "address": "result_label"}
+    roll = sources.read_roll(data("reu", "94_electoral_lists_2019_geocoded.csv.bz2"), columns=cols).rows
+    roll = roll[roll["commune_name"].str.upper() == "CACHAN"]
+    com = gpd.read_file(data("communes", "94_communes_adminexpress2018.geojson"))
+
+    def parts():
+        g = build(roll, com, dept="94", params=Params(jobs=1)).polygons.dropna(subset=["code_bv"])
+        return dict(zip(g["code_bv"], shapely.get_num_geometries(g.geometry.values)))
+
+    now = parts()
+    monkeypatch.setattr(tessellation, "join_pieces", functools.partial(tessellation.join_pieces, passes=1))
+    once = parts()
+    assert once["0010"] == 2 and now["0010"] == 1
+    assert {k: v for k, v in once.items() if k != "0010"} == {k: v for k, v in now.items() if k != "0010"}

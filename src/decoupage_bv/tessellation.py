@@ -312,7 +312,7 @@ def _clearance(line, xy: np.ndarray, within: float = np.inf) -> float:
 
 
 def join_pieces(polygon, pieces: dict, xy: np.ndarray, labels: np.ndarray, weights: np.ndarray,
-                params: Params) -> dict:
+                params: Params, passes: int = 3) -> dict:
     """Join each detached piece of a BV to its main piece through the gap between them.
 
     Official BVs are in one piece, so the land between two groups of a BV's addresses belongs to it unless
@@ -322,35 +322,22 @@ def join_pieces(polygon, pieces: dict, xy: np.ndarray, labels: np.ndarray, weigh
     it is as wide as the line's clearance from other BVs' addresses (``join_min_width`` to
     ``join_max_width``), so it takes none of them, and it is refused when a BV it crosses would fall into
     more pieces that are more than fragments than it was in (fragments go to a neighbour, as in
-    :func:`clean_fragments`).
+    :func:`clean_fragments`). BVs are joined in turn; a piece refused that is more than a fragment (a
+    fragment is handed out in any case) is tried again, up to *passes* times in all, once a BV that refused
+    its strips has changed: a later BV's join can open the way.
     """
     if params.join_max_gap <= 0 or len(pieces) < 2:
         return pieces
     before = pieces
     pieces, changed = dict(pieces), False
-    for lab in sorted(pieces):
-        own = labels == lab
-        others = None  # the other BVs' addresses, once a piece needs joining
-        tried: set = set()
-        while True:
-            parts = _polygon_parts(pieces[lab])
-            if len(parts) < 2:
-                break
-            count = _own_counts(parts, xy[own], weights[own])
-            main = _main_part(parts, count)
-            gaps = sorted((shapely.distance(parts[i], parts[main]), i) for i in range(len(parts)) if i != main)
-            todo = [(d, i) for d, i in gaps if d <= params.join_max_gap and parts[i].wkb not in tried]
-            if not todo:
-                break
-            i = todo[0][1]
-            tried.add(parts[i].wkb)
-            others = xy[~own] if others is None else others
-            for line, widest in _lines_to_main(pieces, parts[i], parts[main], others, params):
-                strip = _strip(polygon, line, others, params, widest)
-                joined = None if strip is None else _take(pieces, lab, strip, xy, labels, weights, params)
-                if joined is not None:
-                    pieces, changed = joined, True
-                    break
+    refused: dict = {}  # (BV, piece) no strip joined → the BVs that refused its strips, as they were then
+    for k in range(passes):
+        joined_any = False
+        for lab in sorted(pieces):
+            joined_any |= _join_bv(polygon, pieces, lab, xy, labels, weights, params, refused, fragments=k == 0)
+        if not joined_any:
+            break
+        changed = True
     if not changed:
         return pieces
     # strips were cut from several pieces one overlay at a time: make their shared edges identical again,
@@ -363,6 +350,50 @@ def join_pieces(polygon, pieces: dict, xy: np.ndarray, labels: np.ndarray, weigh
     geoms[near] = [_tidy(g) for g in shapely.coverage_clean(geoms[near])]
     pieces = dict(zip(labs, geoms))
     return clean_fragments(polygon, pieces, xy, labels, weights, params)
+
+
+def _join_bv(polygon, pieces: dict, lab, xy: np.ndarray, labels: np.ndarray, weights: np.ndarray,
+             params: Params, refused: dict, fragments: bool = True) -> bool:
+    """Join the detached pieces of BV *lab* to its main piece where a strip can (:func:`join_pieces`),
+    updating *pieces* in place; whether one was joined. *refused*: the pieces refused before, with the BVs
+    that refused their strips (:func:`_take`; hashes of their WKB); one is not tried again while those stay
+    as they were.
+    Without *fragments*, only pieces that are more than fragments are tried (a fragment goes to a
+    neighbour anyway, and keeps the BV whole)."""
+    own = labels == lab
+    others = None  # the other BVs' addresses, once a piece needs joining
+    tried: set = set()
+    joined_any = False
+    while True:
+        parts = _polygon_parts(pieces[lab])
+        if len(parts) < 2:
+            break
+        count = _own_counts(parts, xy[own], weights[own])
+        main = _main_part(parts, count)
+        gaps = sorted((shapely.distance(parts[i], parts[main]), i) for i in range(len(parts))
+                      if i != main and (fragments or not _is_fragment(count[i], count.sum(), params)))
+        todo = [(d, i) for d, i in gaps if d <= params.join_max_gap and parts[i].wkb not in tried]
+        if not todo:
+            break
+        i = todo[0][1]
+        key = (lab, parts[i].wkb)
+        tried.add(key[1])
+        if key in refused and all(hash(pieces[b].wkb) == h for b, h in refused[key].items()):
+            continue  # refused before, and none of the BVs that refused its strips has changed since
+        others = xy[~own] if others is None else others
+        blocked = {lab}
+        for line, widest in _lines_to_main(pieces, parts[i], parts[main], others, params):
+            strip = _strip(polygon, line, others, params, widest)
+            if strip is None:
+                continue
+            joined = _take(pieces, lab, strip, xy, labels, weights, params, blocked)
+            if joined is not None:
+                pieces.update(joined)
+                joined_any = True
+                break
+        else:
+            refused[key] = {b: hash(pieces[b].wkb) for b in blocked}
+    return joined_any
 
 
 def _bridges(part, main, max_gap: float, tries: int = 6, step: float = 10.0) -> list:
@@ -490,10 +521,12 @@ def _strip(polygon, line, others: np.ndarray, params: Params, widest: float):
     return None if strip.is_empty else strip
 
 
-def _take(pieces: dict, lab, strip, xy: np.ndarray, labels: np.ndarray, weights: np.ndarray, params: Params):
+def _take(pieces: dict, lab, strip, xy: np.ndarray, labels: np.ndarray, weights: np.ndarray, params: Params,
+          blocked: set | None = None):
     """Give *strip* to *lab*, taking it from the BVs it covers; ``None`` when that would cut one of them in
     more pieces that are not mere fragments (see :func:`clean_fragments`, which then hands those out) than
-    it was in already."""
+    it was in already. *blocked*, when given, receives the BV that refused the strip (*lab* itself when the
+    strip joins nothing)."""
     out = dict(pieces)
     gained = [pieces[lab]]
     for other, g in pieces.items():
@@ -501,20 +534,26 @@ def _take(pieces: dict, lab, strip, xy: np.ndarray, labels: np.ndarray, weights:
             continue
         rest = _tidy(shapely.difference(g, strip))
         if rest.is_empty:
-            return None
+            return _refused(blocked, other)
         parts = _polygon_parts(rest)
         if len(parts) > 1:  # (a strip can cut a BV in two and take one of its fragments whole)
             own = labels == other
             now, had = (_detached(p, xy[own], weights[own], params) for p in (parts, _polygon_parts(g)))
             if now > had:
-                return None
+                return _refused(blocked, other)
         gained.append(shapely.intersection(g, strip))
         out[other] = rest
     merged = _tidy(shapely.union_all(gained))
     if len(_polygon_parts(merged)) >= len(_polygon_parts(pieces[lab])):
-        return None
+        return _refused(blocked, lab)
     out[lab] = merged
     return out
+
+
+def _refused(blocked: set | None, lab) -> None:
+    if blocked is not None:
+        blocked.add(lab)
+    return None
 
 
 def _detached(parts: list, xy: np.ndarray, weights: np.ndarray, params: Params) -> int:
