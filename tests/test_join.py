@@ -258,3 +258,19 @@ def test_a_piece_refused_is_tried_again_once_the_bvs_around_it_have_changed(monk
     once = parts()
     assert once["0010"] == 2 and now["0010"] == 1
     assert {k: v for k, v in once.items() if k != "0010"} == {k: v for k, v in now.items() if k != "0010"}
+
+
+def test_segment_clearance_agrees_with_geos():
+    # the limits kept for a strip along them: farther than the width from every other BV's address
+    rng = np.random.default_rng(3)
+    p = rng.uniform(0, 200, (400, 2))
+    q = p + rng.uniform(-15, 15, (400, 2))
+    q[:5] = p[:5]  # degenerate segments are points
+    xy = rng.uniform(0, 200, (300, 2))
+    xy[:3] = p[10] + [0, 2.0]  # exactly at the width from a segment's end
+    segs = shapely.linestrings(np.stack([p, q], axis=1))
+    hit = shapely.STRtree(segs).query(shapely.points(xy), predicate="dwithin", distance=2.0)[1]
+    expected = np.ones(len(p), dtype=bool)
+    expected[hit] = False
+    assert np.array_equal(tessellation._segment_clearance(p, q, xy, 2.0), expected)
+    assert not expected.all() and expected.any()

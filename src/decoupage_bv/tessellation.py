@@ -452,18 +452,19 @@ def _limit_path(pieces: dict, part, main, others: np.ndarray, params: Params):
         ends = np.r_[coords[step], coords[step + 1]]
         near = _in_box(others, ends.min(axis=0) - params.join_min_width, ends.max(axis=0) + params.join_min_width)
         if len(near):
-            segs = shapely.linestrings(np.stack([coords[step], coords[step + 1]], axis=1))
-            hit = STRtree(segs).query(shapely.points(near), predicate="dwithin", distance=params.join_min_width)[1]
-            step = np.delete(step, np.unique(hit))
+            step = step[_segment_clearance(coords[step], coords[step + 1], near, params.join_min_width)]
     start, end = _nodes_of(part, keys), _nodes_of(main, keys)
     if not len(step) or not len(start) or not len(end):
         return None
     # Dijkstra from every node of *part*'s outline to the first node of *main*'s (a few thousand edges)
     length = np.hypot(*(coords[step + 1] - coords[step]).T)
-    graph: dict = {}
-    for u, v, w in zip(node[step].tolist(), node[step + 1].tolist(), length.tolist()):
-        graph.setdefault(u, []).append((v, w))
-        graph.setdefault(v, []).append((u, w))
+    # each node's neighbours in the order of its edges (as lists appended edge by edge would hold them),
+    # in flat arrays: a Python graph of a few thousand edges cost more than the search
+    u, v = node[step], node[step + 1]
+    src, dst = np.c_[u, v].ravel(), np.c_[v, u].ravel()
+    order = np.argsort(src, kind="stable")
+    first = np.searchsorted(src[order], np.arange(len(keys) + 1)).tolist()
+    nbr, nbr_w = dst[order].tolist(), np.repeat(length, 2)[order].tolist()
     goal = set(end.tolist())
     dist = {u: 0.0 for u in start.tolist()}
     prev: dict = {}
@@ -480,11 +481,26 @@ def _limit_path(pieces: dict, part, main, others: np.ndarray, params: Params):
                 path.append(prev[path[-1]])
             k = keys[path[::-1]]
             return shapely.LineString(np.c_[k.real, k.imag])
-        for v, w in graph.get(u, ()):
+        a, b = first[u], first[u + 1]
+        for v, w in zip(nbr[a:b], nbr_w[a:b]):
             if d + w <= reach and d + w < dist.get(v, np.inf):
                 dist[v], prev[v] = d + w, u
                 heapq.heappush(heap, (d + w, v))
     return None
+
+
+def _segment_clearance(p: np.ndarray, q: np.ndarray, xy: np.ndarray, width: float) -> np.ndarray:
+    """Whether each segment *p*–*q* is farther than *width* from every point of *xy*: a grid join of the
+    segments' boxes with the points, then the exact distance of each pair (no geometry objects)."""
+    lo, hi = np.minimum(p, q) - width, np.maximum(p, q) + width
+    seg, pt = box_pairs(np.c_[lo, hi], xy)
+    d, t = q[seg] - p[seg], xy[pt] - p[seg]
+    dd = (d * d).sum(axis=1)
+    u = np.clip(np.divide((t * d).sum(axis=1), dd, out=np.zeros(len(seg)), where=dd > 0), 0.0, 1.0)
+    off = t - u[:, None] * d
+    clear = np.ones(len(p), dtype=bool)
+    clear[seg[(off * off).sum(axis=1) <= width * width]] = False
+    return clear
 
 
 def _coord_keys(coords: np.ndarray) -> np.ndarray:
