@@ -305,10 +305,15 @@ def _clearance(line, xy: np.ndarray, within: float = np.inf) -> float:
         return float(shapely.distance(line, _multipoint(near))) if len(near) else np.inf
     if not len(xy):
         return np.inf
-    (ax, ay), (bx, by) = shapely.get_coordinates(line)[[0, -1]]
-    dx, dy = bx - ax, by - ay
-    t = np.clip(((xy[:, 0] - ax) * dx + (xy[:, 1] - ay) * dy) / max(dx * dx + dy * dy, 1e-12), 0, 1)
-    return float(np.hypot(xy[:, 0] - ax - t * dx, xy[:, 1] - ay - t * dy).min())
+    a, b = shapely.get_coordinates(line)[[0, -1]]
+    return float(_segment_distance(a[None], (b - a)[None], xy).min())
+
+
+def _segment_distance(a: np.ndarray, d: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """Distance from each point of *p* to the segment from *a* to *a* + *d* (row by row, or one segment
+    for all when *a* and *d* have one row)."""
+    t = np.clip(((p - a) * d).sum(axis=1) / np.maximum((d * d).sum(axis=1), 1e-12), 0, 1)
+    return np.hypot(*(p - a - t[:, None] * d).T)
 
 
 def join_pieces(polygon, pieces: dict, xy: np.ndarray, labels: np.ndarray, weights: np.ndarray,
@@ -460,8 +465,8 @@ def _limit_path(pieces: dict, part, main, others: np.ndarray, params: Params):
     length = np.hypot(*(coords[step + 1] - coords[step]).T)
     # each node's neighbours in the order of its edges (as lists appended edge by edge would hold them),
     # in flat arrays: a Python graph of a few thousand edges cost more than the search
-    u, v = node[step], node[step + 1]
-    src, dst = np.c_[u, v].ravel(), np.c_[v, u].ravel()
+    tail, head = node[step], node[step + 1]
+    src, dst = np.c_[tail, head].ravel(), np.c_[head, tail].ravel()
     order = np.argsort(src, kind="stable")
     first = np.searchsorted(src[order], np.arange(len(keys) + 1)).tolist()
     nbr, nbr_w = dst[order].tolist(), np.repeat(length, 2)[order].tolist()
@@ -494,12 +499,8 @@ def _segment_clearance(p: np.ndarray, q: np.ndarray, xy: np.ndarray, width: floa
     segments' boxes with the points, then the exact distance of each pair (no geometry objects)."""
     lo, hi = np.minimum(p, q) - width, np.maximum(p, q) + width
     seg, pt = box_pairs(np.c_[lo, hi], xy)
-    d, t = q[seg] - p[seg], xy[pt] - p[seg]
-    dd = (d * d).sum(axis=1)
-    u = np.clip(np.divide((t * d).sum(axis=1), dd, out=np.zeros(len(seg)), where=dd > 0), 0.0, 1.0)
-    off = t - u[:, None] * d
     clear = np.ones(len(p), dtype=bool)
-    clear[seg[(off * off).sum(axis=1) <= width * width]] = False
+    clear[seg[_segment_distance(p[seg], q[seg] - p[seg], xy[pt]) <= width]] = False
     return clear
 
 
@@ -1084,10 +1085,8 @@ def _edge_directions(blocks: np.ndarray, block: np.ndarray, xy: np.ndarray) -> n
     n = count[b]
     pi = np.repeat(np.arange(len(pts)), n)
     k = seg[np.repeat(start[b], n) + np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n)]
-    a, d = coords[k], coords[k + 1] - coords[k]
-    p = xy[pts[pi]]
-    t = np.clip(((p - a) * d).sum(axis=1) / np.maximum((d * d).sum(axis=1), 1e-12), 0, 1)
-    dist = np.hypot(*(p - a - t[:, None] * d).T)
+    d = coords[k + 1] - coords[k]
+    dist = _segment_distance(coords[k], d, xy[pts[pi]])
     u = d / np.maximum(np.hypot(*d.T), 1e-12)[:, None]
     grp = np.cumsum(np.r_[True, pi[1:] != pi[:-1]]) - 1
     best = _nearest_of_each(dist, grp)
