@@ -216,7 +216,8 @@ def kfold(name: str, method: str, folds: int = 5, seed: int = 0, noise: bool = F
         scores.append(evaluate(_build(method, train, com, jobs=1, **params), official,
                                test_addresses=roll[fold == k]))
     out = {"case": f"{name}_{folds}fold" + ("_noisy" if noise else ""), "method": method, **params}
-    for key in ["area_agreement", "v_measure", "address_accuracy", "elector_accuracy", "multipart_share"]:
+    for key in ["area_agreement", "v_measure", "address_accuracy", "elector_accuracy", "multipart_share",
+                "test_bv_unmapped", "test_electors_bv_unmapped"]:
         v = np.array([s[key] for s in scores if key in s])
         if len(v):
             out[key] = round(float(v.mean()), 4)
