@@ -4,6 +4,7 @@ import functools
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import shapely
 
 from conftest import data
@@ -274,3 +275,39 @@ def test_segment_clearance_agrees_with_geos():
     expected[hit] = False
     assert np.array_equal(tessellation._segment_clearance(p, q, xy, 2.0), expected)
     assert not expected.all() and expected.any()
+
+
+def test_a_strip_does_not_cut_off_another_bvs_addresses(monkeypatch):
+    # Paris 10e, real 2012 list, the 80 % of fold 0 of bench.py: BV 0017's join to its piece across rue
+    # Bichat would cut off 46, 50 and 52 rue Bichat from BV 0010 (the official map has them in 0010), and the
+    # piece cut off would be handed out with them. The strip is refused; with the rule of before (a strip may
+    # cut off up to a fragment's five addresses) they went to 0017
+    roll = pd.read_csv(data("paris2012_dev", "roll.csv"), dtype=str).rename(columns={
+        "id_brut_bv_reu": "bv", "code_commune_ref": "commune", "longitude": "lon", "latitude": "lat",
+        "geo_adresse": "address"})
+    fold = np.random.default_rng(0).integers(0, 5, size=len(roll))
+    train = roll[(fold != 0) & (roll["commune"] == "75110")]
+    com = gpd.read_file(data("paris2012_dev", "communes.geojson"))
+    streets = gpd.read_file(data("paris_dev", "streets_voie.geojson"))
+    bichat = train[train["address"].isin([f"{n} RUE BICHAT 75010 Paris" for n in (46, 50, 52)])]
+    assert (bichat["bv"] == "75110_10").all() and len(bichat) == 3
+    pts = gpd.GeoSeries(gpd.points_from_xy(bichat["lon"].astype(float), bichat["lat"].astype(float)),
+                        crs=4326).to_crs(2154)
+
+    def bv_of_bichat():
+        g = build(train, com, params=Params(jobs=1, method="streets"), streets=streets).polygons.to_crs(2154)
+        g = g.dropna(subset=["code_bv"])
+        return {g["code_bv"].iloc[i] for i in shapely.STRtree(g.geometry.values).query(
+            pts.values, predicate="within")[1]}
+
+    assert bv_of_bichat() == {"0010"}
+
+    def before(parts, xy, weights, params):  # the rule of before: pieces of more than five addresses only
+        if len(parts) < 2:
+            return 0
+        count = tessellation._own_counts(parts, xy, weights)
+        main = tessellation._main_part(parts, count)
+        return sum(count[i] > params.fragment_max_addresses for i in range(len(parts)) if i != main)
+
+    monkeypatch.setattr(tessellation, "_detached", before)
+    assert bv_of_bichat() == {"0017"}

@@ -43,7 +43,8 @@ class Params:
     #: they can be, and only then handed out by the thresholds above. Where no street-side guide applies (a
     #: roll without address labels, ``--no-guides``, a commune without numbered streets), nothing tells a
     #: detached cluster of a BV's addresses from a true enclave, and only strays are handed out
-    #: (cross-validated on both dev sets, the noisy roll and the Val-de-Marne lists, bench/).
+    #: (cross-validated on both dev sets, the noisy roll and the Val-de-Marne lists, bench/). A join's strip
+    #: may cut off another BV no more than this many of its addresses (they would be handed out with them).
     stray_max_addresses: int = 1
     #: A block without addresses is split among the pieces around it by the Voronoi cells of its outline,
     #: sampled every this many metres (2 to 16 m give the same scores on both dev sets, bench/).

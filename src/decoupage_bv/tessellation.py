@@ -326,8 +326,8 @@ def join_pieces(polygon, pieces: dict, xy: np.ndarray, labels: np.ndarray, weigh
     limits between BVs, see :func:`_limit_path`), at most ``join_max_gap`` long;
     it is as wide as the line's clearance from other BVs' addresses (``join_min_width`` to
     ``join_max_width``), so it takes none of them, and it is refused when a BV it crosses would fall into
-    more pieces that are more than fragments than it was in (fragments go to a neighbour, as in
-    :func:`clean_fragments`). BVs are joined in turn; a piece refused that is more than a fragment (a
+    more pieces holding more than a stray's addresses than it was in (a piece cut off goes to a neighbour,
+    as in :func:`clean_fragments`, and its addresses with it). BVs are joined in turn; a piece refused that is more than a fragment (a
     fragment is handed out in any case) is tried again, up to *passes* times in all, once a BV that refused
     its strips has changed: a later BV's join can open the way.
     """
@@ -540,9 +540,9 @@ def _strip(polygon, line, others: np.ndarray, params: Params, widest: float):
 
 def _take(pieces: dict, lab, strip, xy: np.ndarray, labels: np.ndarray, weights: np.ndarray, params: Params,
           blocked: set | None = None):
-    """Give *strip* to *lab*, taking it from the BVs it covers; ``None`` when that would cut one of them in
-    more pieces that are not mere fragments (see :func:`clean_fragments`, which then hands those out) than
-    it was in already. *blocked*, when given, receives the BV that refused the strip (*lab* itself when the
+    """Give *strip* to *lab*, taking it from the BVs it covers; ``None`` when that would leave one of them in
+    more pieces holding more than a stray's addresses than it was in already (:func:`_detached`: a piece cut
+    off is handed out by :func:`clean_fragments`, and its addresses with it). *blocked*, when given, receives the BV that refused the strip (*lab* itself when the
     strip joins nothing)."""
     out = dict(pieces)
     gained = [pieces[lab]]
@@ -574,12 +574,13 @@ def _refused(blocked: set | None, lab) -> None:
 
 
 def _detached(parts: list, xy: np.ndarray, weights: np.ndarray, params: Params) -> int:
-    """How many of a BV's *parts* (its points *xy*) are detached pieces that are more than fragments."""
+    """How many of a BV's *parts* (its points *xy*) are detached pieces holding more than a stray's addresses
+    (``stray_max_addresses``): a strip that cuts such a piece off the BV hands its addresses to another."""
     if len(parts) < 2:
         return 0
     count = _own_counts(parts, xy, weights)
     main = _main_part(parts, count)
-    return sum(not _is_fragment(count[i], count.sum(), params) for i in range(len(parts)) if i != main)
+    return sum(count[i] > params.stray_max_addresses for i in range(len(parts)) if i != main)
 
 
 def _multipoint(xy: np.ndarray):
