@@ -24,6 +24,17 @@ def data(*parts):
     return path
 
 
+_DEV_ROLES = {"count": "nb_adresses", "address": "geo_adresse", "electors": "nb_electeurs"}
+
+
+def dev_roll(name, *roles):
+    """A dev set's ``roll.csv`` (``paris_dev``, ``paris2012_dev``) in canonical columns: ``bv``, ``commune``,
+    ``lon``, ``lat``, and those of *roles* asked for (``count``, ``address``, ``electors``)."""
+    columns = {"id_brut_bv_reu": "bv", "code_commune_ref": "commune", "longitude": "lon", "latitude": "lat"}
+    columns.update({_DEV_ROLES[r]: r for r in roles})
+    return pd.read_csv(data(name, "roll.csv"), dtype=str).rename(columns=columns)
+
+
 def square_communes(specs, crs="EPSG:2154"):
     """GeoDataFrame (WGS84) of squares: specs = [(code, nom, x0, y0, side)] in *crs*."""
     rows = [(c, n, shapely.box(x, y, x + s, y + s)) for c, n, x, y, s in specs]

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 from click.testing import CliRunner
 
-from conftest import data
+from conftest import data, dev_roll
 from decoupage_bv.cli import main
 from decoupage_bv.evaluate import evaluate, normalise_code_bv, v_measure
 
@@ -90,9 +90,7 @@ def test_addresses_whose_bv_the_official_map_lacks_are_counted():
     """The 2012 Paris map has no polygon for BV 12 of the 5e, which the 2012 list has: its addresses are wrong
     for every method, and the map scored against itself says how much that caps the accuracies."""
     official = data("paris2012_dev", "official.geojson")
-    roll = pd.read_csv(data("paris2012_dev", "roll.csv"), dtype=str).rename(columns={
-        "id_brut_bv_reu": "bv", "code_commune_ref": "commune", "longitude": "lon", "latitude": "lat",
-        "nb_electeurs": "electors"})
+    roll = dev_roll("paris2012_dev", "electors")
     s = evaluate(official, official, test_addresses=roll)
     lacking = roll["bv"] == "75105_12"
     electors = roll["electors"].astype(float)

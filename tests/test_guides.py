@@ -4,11 +4,10 @@ from dataclasses import replace
 
 import geopandas as gpd
 import numpy as np
-import pandas as pd
 import pytest
 import shapely
 
-from conftest import data, roll_rows, square_communes
+from conftest import data, dev_roll, roll_rows, square_communes
 from decoupage_bv import Params, build
 from decoupage_bv.evaluate import evaluate, outline_leak
 from decoupage_bv.guides import parse_addresses, street_guides
@@ -84,9 +83,7 @@ def test_guides_keep_an_address_with_its_street_side():
 
 @pytest.fixture(scope="module")
 def paris2012():
-    roll = pd.read_csv(data("paris2012_dev", "roll.csv"), dtype=str).rename(columns={
-        "id_brut_bv_reu": "bv", "code_commune_ref": "commune", "longitude": "lon", "latitude": "lat",
-        "nb_adresses": "count", "geo_adresse": "address", "nb_electeurs": "electors"})
+    roll = dev_roll("paris2012_dev", "count", "address", "electors")
     test = np.random.default_rng(2).random(len(roll)) < 0.2
     return roll[~test], roll[test]
 

@@ -4,10 +4,9 @@ import functools
 
 import geopandas as gpd
 import numpy as np
-import pandas as pd
 import shapely
 
-from conftest import data
+from conftest import data, dev_roll
 from decoupage_bv import Params, build, sources
 from decoupage_bv import tessellation
 from decoupage_bv.tessellation import tessellate_unit
@@ -282,9 +281,7 @@ def test_a_strip_does_not_cut_off_another_bvs_addresses(monkeypatch):
     # Bichat would cut off 46, 50 and 52 rue Bichat from BV 0010 (the official map has them in 0010), and the
     # piece cut off would be handed out with them. The strip is refused; with the rule of before (a strip may
     # cut off up to a fragment's five addresses) they went to 0017
-    roll = pd.read_csv(data("paris2012_dev", "roll.csv"), dtype=str).rename(columns={
-        "id_brut_bv_reu": "bv", "code_commune_ref": "commune", "longitude": "lon", "latitude": "lat",
-        "geo_adresse": "address"})
+    roll = dev_roll("paris2012_dev", "address")
     fold = np.random.default_rng(0).integers(0, 5, size=len(roll))
     train = roll[(fold != 0) & (roll["commune"] == "75110")]
     com = gpd.read_file(data("paris2012_dev", "communes.geojson"))

@@ -1,12 +1,11 @@
 """The street-aware method: blocks of the street network go whole to their BV."""
 
 import numpy as np
-import pandas as pd
 import pytest
 import shapely
 from click.testing import CliRunner
 
-from conftest import data, roll_rows, square_communes
+from conftest import data, dev_roll, roll_rows, square_communes
 from decoupage_bv import InputError, Params, build, sources
 from decoupage_bv.cli import main
 from decoupage_bv.evaluate import evaluate
@@ -61,9 +60,7 @@ def test_a_minority_address_keeps_its_bv_in_one_piece():
 
 @pytest.fixture(scope="module")
 def paris():
-    roll = pd.read_csv(data("paris_dev", "roll.csv"), dtype=str).rename(columns={
-        "id_brut_bv_reu": "bv", "code_commune_ref": "commune", "longitude": "lon", "latitude": "lat",
-        "nb_adresses": "count"})
+    roll = dev_roll("paris_dev", "count")
     test = np.random.default_rng(1).random(len(roll)) < 0.2
     return roll[~test], roll[test]
 
