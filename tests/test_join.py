@@ -1,6 +1,7 @@
 """Detached pieces of a BV joined to it through the gap between them (tessellation.join_pieces)."""
 
 import functools
+from dataclasses import replace
 
 import geopandas as gpd
 import numpy as np
@@ -299,12 +300,10 @@ def test_a_strip_does_not_cut_off_another_bvs_addresses(monkeypatch):
 
     assert bv_of_bichat() == {"0010"}
 
+    detached = tessellation._detached
+
     def before(parts, xy, weights, params):  # the rule of before: pieces of more than five addresses only
-        if len(parts) < 2:
-            return 0
-        count = tessellation._own_counts(parts, xy, weights)
-        main = tessellation._main_part(parts, count)
-        return sum(count[i] > params.fragment_max_addresses for i in range(len(parts)) if i != main)
+        return detached(parts, xy, weights, replace(params, stray_max_addresses=params.fragment_max_addresses))
 
     monkeypatch.setattr(tessellation, "_detached", before)
     assert bv_of_bichat() == {"0017"}

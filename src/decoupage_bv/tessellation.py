@@ -327,9 +327,9 @@ def join_pieces(polygon, pieces: dict, xy: np.ndarray, labels: np.ndarray, weigh
     it is as wide as the line's clearance from other BVs' addresses (``join_min_width`` to
     ``join_max_width``), so it takes none of them, and it is refused when a BV it crosses would fall into
     more pieces holding more than a stray's addresses than it was in (a piece cut off goes to a neighbour,
-    as in :func:`clean_fragments`, and its addresses with it). BVs are joined in turn; a piece refused that is more than a fragment (a
-    fragment is handed out in any case) is tried again, up to *passes* times in all, once a BV that refused
-    its strips has changed: a later BV's join can open the way.
+    as in :func:`clean_fragments`, and its addresses with it). BVs are joined in turn; a piece refused that
+    is more than a fragment (a fragment is handed out in any case) is tried again, up to *passes* times in
+    all, once a BV that refused its strips has changed: a later BV's join can open the way.
     """
     if params.join_max_gap <= 0 or len(pieces) < 2:
         return pieces
@@ -542,8 +542,8 @@ def _take(pieces: dict, lab, strip, xy: np.ndarray, labels: np.ndarray, weights:
           blocked: set | None = None):
     """Give *strip* to *lab*, taking it from the BVs it covers; ``None`` when that would leave one of them in
     more pieces holding more than a stray's addresses than it was in already (:func:`_detached`: a piece cut
-    off is handed out by :func:`clean_fragments`, and its addresses with it). *blocked*, when given, receives the BV that refused the strip (*lab* itself when the
-    strip joins nothing)."""
+    off is handed out by :func:`clean_fragments`, and its addresses with it). *blocked*, when given, receives
+    the BV that refused the strip (*lab* itself when the strip joins nothing)."""
     out = dict(pieces)
     gained = [pieces[lab]]
     for other, g in pieces.items():
