@@ -6,6 +6,7 @@
     python bench/bench.py cv_guides    # its last part: guides' reach and spacing, empty blocks, strays handed out
     python bench/bench.py cv_axes      # street axes drawn from the addresses (no street lines): on, off, settings
     python bench/bench.py cv_extension # how far a range is carried past its last number inside its block
+    python bench/bench.py cv_empty     # blocks without addresses given whole to the BV they round off
     python bench/bench.py suburbs      # Val-de-Marne 2019 lists (no streets, real geocoding noise): left-out electors
     python bench/bench.py speed        # build time: ours against the peers' 20-line geopandas Voronoi
     python bench/bench.py paris        # build Paris 1er–10e from paris_dev/roll.csv: time, memory
@@ -215,7 +216,8 @@ def kfold(name: str, method: str, folds: int = 5, seed: int = 0, noise: bool = F
         train = add_noise(roll[fold != k], seed=seed + k) if noise else roll[fold != k]
         scores.append(evaluate(_build(method, train, com, jobs=1, **params), official,
                                test_addresses=roll[fold == k]))
-    out = {"case": f"{name}_{folds}fold" + ("_noisy" if noise else ""), "method": method, **params}
+    out = {"case": f"{name}_{folds}fold" + ("_noisy" if noise else ""), "method": method,
+           **({"seed": seed} if seed else {}), **params}
     for key in ["area_agreement", "v_measure", "address_accuracy", "elector_accuracy", "multipart_share",
                 "test_bv_unmapped", "test_electors_bv_unmapped"]:
         v = np.array([s[key] for s in scores if key in s])
@@ -459,6 +461,22 @@ def case_cv_joins(method: str) -> list:
     return rows
 
 
+def case_cv_empty(method: str) -> list:
+    """Blocks without addresses given whole to the BV whose outline they round off (Method, step 4): off
+    (split along the outline), one margin for every block (0.75, 1.0, 1.25, 1.5), and 0.75 under 1 or 2 ha
+    with 1.25 above (the default: under 1 ha); ``streets`` on both dev sets with two draws of folds, and the
+    noisy roll (blocks drawn from the addresses' axes are nearly all addressed: ``voronoi`` and the
+    Val-de-Marne lists hardly move, ``suburbs`` checks them)."""
+    grid = [dict(empty_block_hull_margin=m, empty_block_hull_margin_small=m) for m in (0.0, 0.75, 1.0, 1.25, 1.5)]
+    grid += [dict(empty_block_hull_margin=1.25, empty_block_hull_margin_small=0.75, empty_block_small_area=a)
+             for a in (10_000.0, 20_000.0)]
+    rows = []
+    for g in grid:
+        rows += [kfold(name, "streets", seed=seed, **g) for seed in (0, 1) for name in DEV_SETS]
+        rows.append(kfold("paris_dev", "streets", noise=True, **g))
+    return rows
+
+
 def case_cv_extension(method: str) -> list:
     """How far a range is carried past its last known number inside its block, where street lines give the
     blocks (Method, step 4): 24 m (as without street lines), 48, 96, 160 m, along the street or along its
@@ -596,7 +614,7 @@ def case_france(method: str, sizes=(1, 4, 16, 102)) -> list:
 CASES = {"paris": case_paris, "dept31": case_dept31, "accuracy": case_accuracy, "noise": case_noise,
          "cv": case_cv, "cv_guides": case_cv_guides, "cv_axes": case_cv_axes, "cv_handout": case_cv_handout,
          "cv_blocks": case_cv_blocks, "cv_leftover": case_cv_leftover, "cv_joins": case_cv_joins,
-         "cv_extension": case_cv_extension,
+         "cv_extension": case_cv_extension, "cv_empty": case_cv_empty,
          "speed": case_speed,
          "suburbs": case_suburbs, "france": case_france,
          "france_small": lambda method: case_france(method, sizes=(1, 4, 16))}

@@ -78,6 +78,9 @@ def tessellation_options(fn):
                      help="Method streets: in a block shared by BVs that straight lines separate, the limits "
                           "are those lines deeper inside the block than this many metres from the street axes "
                           "(0: Voronoi throughout)."),
+        click.option("--split-empty-blocks", "split_empty_blocks", is_flag=True,
+                     help="Split every block without addresses among the BVs along its outline, never giving "
+                          "it whole to the BV whose outline it rounds off."),
         click.option("--method", type=click.Choice(["auto", "voronoi", "streets"]), default=d.method,
                      show_default=True, help="auto: streets when street lines are given or fetched, else voronoi."),
         click.option("--no-guides", "no_guides", is_flag=True,
@@ -90,12 +93,15 @@ def tessellation_options(fn):
 
     @functools.wraps(fn)
     def with_params(*args, geo_types, min_score, outside_tolerance, fragment_max_addresses, join_max_gap,
-                    leftover_max_share, straight_cut_depth, method, no_guides, no_address_axes, jobs, **kwargs):
+                    leftover_max_share, straight_cut_depth, split_empty_blocks, method, no_guides,
+                    no_address_axes, jobs, **kwargs):
         params = Params(geo_types=tuple(t.strip() for t in geo_types.split(",") if t.strip()), min_score=min_score,
                         outside_tolerance=outside_tolerance, fragment_max_addresses=fragment_max_addresses,
                         join_max_gap=join_max_gap, leftover_max_share=leftover_max_share,
                         straight_cut_depth=straight_cut_depth, method=method,
                         guides=not no_guides, address_axes=not no_address_axes, jobs=jobs)
+        if split_empty_blocks:
+            params = replace(params, empty_block_hull_margin=0.0, empty_block_hull_margin_small=0.0)
         return fn(*args, params=params, **kwargs)
 
     for opt in reversed(opts):
@@ -129,7 +135,7 @@ class BuildCommand(SectionedCommand):
         "outputs": "Outputs",
         **dict.fromkeys(["method", "streets", "osm_streets", "no_guides", "no_address_axes", "fragment_max_addresses",
                          "join_max_gap",
-                         "leftover_max_share", "straight_cut_depth", "jobs"], "Method"),
+                         "leftover_max_share", "straight_cut_depth", "split_empty_blocks", "jobs"], "Method"),
         **dict.fromkeys(["geo_types", "min_score", "outside_tolerance"], "Point filters"),
         **dict.fromkeys(["cache", "offline"], "Download and cache"),
     }

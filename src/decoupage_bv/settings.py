@@ -49,6 +49,14 @@ class Params:
     #: A block without addresses is split among the pieces around it by the Voronoi cells of its outline,
     #: sampled every this many metres (2 to 16 m give the same scores on both dev sets, bench/).
     empty_block_step: float = 6.0
+    #: … unless it rounds off one BV's outline: it goes whole to the BV whose convex hull grows least by taking
+    #: it when the next BV's hull would grow by more than this many times the block's area beyond that
+    #: (official maps give such a block whole to one BV; 0 = always split; cross-validated, bench/) …
+    empty_block_hull_margin: float = 1.25
+    #: … or by more than this many times, for a block smaller than ``empty_block_small_area`` (m²): the smaller
+    #: the block, the less often an official limit cuts it.
+    empty_block_hull_margin_small: float = 0.75
+    empty_block_small_area: float = 10_000.0
     #: In a block split among BVs that straight lines separate (their addresses' convex hulls are apart), the
     #: limits are those lines (of widest margin) deeper inside the block than this from its outline, the
     #: street axes; nearer, where addresses are, the Voronoi split stays (m; 0 = Voronoi throughout;

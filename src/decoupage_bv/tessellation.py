@@ -24,6 +24,15 @@ from .points import rows_by_unit
 from .settings import Params
 
 
+def _hull_margins(params: Params) -> tuple:
+    """``(margin below an area, that area (m²), margin above)``: when a block without addresses goes whole to
+    the BV whose outline it rounds off (:func:`_rounding_owner`)."""
+    return params.empty_block_hull_margin_small, params.empty_block_small_area, params.empty_block_hull_margin
+
+
+HULL_MARGINS = _hull_margins(Params())
+
+
 def voronoi_labels(polygon, xy: np.ndarray, labels: np.ndarray) -> dict:
     """Voronoi cells of *xy* dissolved by label and clipped to *polygon*: ``{label: geometry}``."""
     return voronoi_labels_many([(polygon, xy, labels)])[0]
@@ -754,8 +763,10 @@ def guides_by_block(blocks: np.ndarray, guide_xy: np.ndarray, guide_labels: np.n
     return guide_xy[keep], labels[keep]
 
 
-def _fill_empty(blocks: np.ndarray, todo: list, geoms: list, owners: list, step: float) -> list:
-    """Split each block without addresses among the pieces along its outline (nearest stretch of outline).
+def _fill_empty(blocks: np.ndarray, todo: list, geoms: list, owners: list, step: float,
+                hull_margins: tuple = HULL_MARGINS) -> list:
+    """Split each block without addresses among the pieces along its outline (nearest stretch of outline),
+    or give it whole to the BV whose outline it rounds off (:func:`_rounding_owner`).
 
     A block bordered only by other empty blocks waits for them; returns the blocks left undecided.
     """
@@ -784,7 +795,7 @@ def _fill_empty(blocks: np.ndarray, todo: list, geoms: list, owners: list, step:
         first[1:] = qi[1:] != qi[:-1]
         qi, lab_of = qi[first], own[gi[first]]
         bounds = np.searchsorted(which[qi], np.arange(len(several) + 1))
-        left, split = [], []
+        left, split, contested = [], [], []
         for t, b in enumerate(todo):
             if len(near_labels[t]) == 1:  # one BV all around: no need to split
                 geoms.append(blocks[b])
@@ -802,7 +813,14 @@ def _fill_empty(blocks: np.ndarray, todo: list, geoms: list, owners: list, step:
                 geoms.append(blocks[b])
                 owners.append(labs[0])
             else:
-                split.append((blocks[b], coords[qi[mine]], labs))
+                contested.append((b, coords[qi[mine]], labs))
+        whole = _rounding_owner(blocks, contested, arr, own, hull_margins)
+        for (b, ring_xy, labs), lab in zip(contested, whole):
+            if lab is None:
+                split.append((blocks[b], ring_xy, labs))
+            else:
+                geoms.append(blocks[b])
+                owners.append(lab)
         for res in voronoi_labels_many(split):
             for lab, g in res.items():
                 geoms.append(g)
@@ -811,6 +829,45 @@ def _fill_empty(blocks: np.ndarray, todo: list, geoms: list, owners: list, step:
             return left
         todo = left
     return []
+
+
+def _rounding_owner(blocks: np.ndarray, contested: list, geoms: np.ndarray, owners: np.ndarray,
+                    margins: tuple = HULL_MARGINS) -> list:
+    """For each ``(block, outline points, their BVs)`` of *contested*, the BV that takes the block whole, or
+    ``None`` to split it.
+
+    Official maps give a block without addresses (a garden, a yard, a stretch of river) whole to one BV, most
+    often the one whose outline it rounds off: the BV whose convex hull grows least, beyond the block's own
+    area, by taking it (below zero when the block fills a bay of that BV). The block goes whole to it when
+    the next BV's hull would grow by more than a margin times the block's area beyond that; else the split
+    along the outline stands (cross-validated, bench/). *margins*: ``(margin below an area, that area (m²),
+    margin above)``; a margin ≤ 0: always split.
+    """
+    small_margin, small_area, margin = margins
+    if (margin <= 0 and small_margin <= 0) or not contested:
+        return [None] * len(contested)
+    labs = [np.unique(ring_labels) for _, _, ring_labels in contested]
+    needed = np.unique(np.concatenate(labs))
+    mine = np.flatnonzero(np.isin(owners, needed))
+    xy, part = shapely.get_coordinates(shapely.convex_hull(geoms[mine]), return_index=True)
+    which = np.searchsorted(needed, owners[mine][part])
+    order = np.argsort(which, kind="stable")
+    hulls = shapely.convex_hull(shapely.multipoints(xy[order], indices=which[order]))
+    hull_xy = dict(zip(needed, (shapely.get_coordinates(h) for h in hulls)))
+    hull_area = dict(zip(needed, shapely.area(hulls)))
+    block_xy = [shapely.get_coordinates(blocks[b]) for b, _, _ in contested]
+    both = [np.vstack([hull_xy[lab], bxy]) for bxy, ls in zip(block_xy, labs) for lab in ls]
+    grown = shapely.area(shapely.convex_hull(shapely.multipoints(
+        np.vstack(both), indices=np.repeat(np.arange(len(both)), [len(c) for c in both]))))
+    out, k = [], 0
+    for (b, _, _), ls in zip(contested, labs):
+        area = blocks[b].area
+        growth = grown[k:k + len(ls)] - np.array([hull_area[lab] for lab in ls]) - area
+        k += len(ls)
+        order = np.lexsort((np.arange(len(ls)), growth))
+        m = small_margin if area < small_area else margin
+        out.append(ls[order[0]] if m > 0 and area > 0 and growth[order[1]] - growth[order[0]] > m * area else None)
+    return out
 
 
 def _straight_cut(block, regions: dict, xy: np.ndarray, labels: np.ndarray, depth: float) -> dict:
@@ -938,13 +995,14 @@ def _straight_cut_pairs(items: list, points0: np.ndarray, points1: np.ndarray, d
 
 def split_blocks(polygon, blocks: np.ndarray, xy: np.ndarray, labels: np.ndarray, guide_xy: np.ndarray | None = None,
                  guide_labels: np.ndarray | None = None, empty_step: float = Params.empty_block_step,
-                 cut_depth: float = Params.straight_cut_depth) -> dict:
+                 cut_depth: float = Params.straight_cut_depth, hull_margins: tuple = HULL_MARGINS) -> dict:
     """Tile *polygon*, cut into *blocks*, among the labels of *xy*: ``{label: geometry}``.
 
     A block with addresses is split by the Voronoi cells of its own addresses and guides (whole to its BV
     when it has one), with straight limits in its core beyond *cut_depth* from its outline where straight
     lines separate its BVs (:func:`_straight_cut`; blocks of street lines only: a commune that is one block
-    has no street axes for an outline); a block without is split among the pieces around it. Shared edges
+    has no street axes for an outline); a block without is split among the pieces around it, or given whole
+    to the BV whose outline it rounds off (*hull_margins*, :func:`_rounding_owner`). Shared edges
     are made identical (``coverage_clean``) before the pieces of each BV are merged, so that a BV spread
     over neighbouring blocks comes out in one piece.
     """
@@ -982,7 +1040,7 @@ def split_blocks(polygon, blocks: np.ndarray, xy: np.ndarray, labels: np.ndarray
         for lab, g in res.items():
             geoms.append(g)
             owners.append(lab)
-    left = _fill_empty(blocks, todo, geoms, owners, empty_step) if todo and geoms else todo
+    left = _fill_empty(blocks, todo, geoms, owners, empty_step, hull_margins) if todo and geoms else todo
     if left:  # no block with addresses around: plain Voronoi of every address
         base = voronoi_labels(polygon, *_dedupe(xy, labels))
         for b in left:
@@ -1034,7 +1092,7 @@ def tessellate_unit(polygon, xy: np.ndarray, labels: np.ndarray, weights: np.nda
         guide_xy, guide_labels = guides_by_block(blocks, guide_xy, guide_labels, guide_ends,
                                                  params.guide_extension_across, params.guide_blocks)
     pieces = split_blocks(polygon, blocks, xy, labels, guide_xy, guide_labels, params.empty_block_step,
-                          params.straight_cut_depth)
+                          params.straight_cut_depth, _hull_margins(params))
     strays = replace(params, fragment_max_addresses=params.stray_max_addresses, fragment_max_share=0.0)
     if guide_xy is None or not len(guide_xy):
         params = replace(strays, leftover_max_share=0.0)

@@ -1,0 +1,156 @@
+"""Blocks without addresses: split along their outline, or whole to the BV whose outline they round off
+(tessellation._fill_empty, _rounding_owner)."""
+
+import numpy as np
+import shapely
+
+from decoupage_bv.tessellation import split_blocks
+
+
+def _grid(blocks_x, blocks_y, side=100.0):
+    """A commune of blocks_x × blocks_y square blocks, ``{(i, j): block}``, and its outline."""
+    cells = {(i, j): shapely.box(i * side, j * side, (i + 1) * side, (j + 1) * side)
+             for i in range(blocks_x) for j in range(blocks_y)}
+    return cells, shapely.box(0, 0, blocks_x * side, blocks_y * side)
+
+
+def _addresses(cells, owner, side=100.0):
+    """Four addresses along the facades of each block of *owner* (``{(i, j): bv}``)."""
+    xy, labels = [], []
+    for (i, j), bv in sorted(owner.items()):
+        x0, y0 = i * side, j * side
+        for dx, dy in ((0.1, 0.5), (0.9, 0.5), (0.5, 0.1), (0.5, 0.9)):
+            xy.append((x0 + dx * side, y0 + dy * side))
+            labels.append(bv)
+    return np.array(xy, dtype=float), np.array(labels)
+
+
+def _build(cells, outline, owner, margin):
+    xy, labels = _addresses(cells, owner)
+    blocks = np.array([cells[k] for k in sorted(cells)], dtype=object)
+    return split_blocks(outline, blocks, xy, labels, hull_margins=(margin, 1.0, margin))
+
+
+def _tiles(out, outline):
+    geoms = np.array(list(out.values()), dtype=object)
+    assert shapely.is_valid(geoms).all()
+    assert abs(shapely.area(geoms).sum() - outline.area) < 1e-6
+    assert abs(shapely.union_all(geoms).area - outline.area) < 1e-6
+
+
+def test_an_empty_block_in_a_bay_of_one_bv_goes_whole_to_it():
+    # A holds the left column and the blocks above and below the empty middle one, which fills A's bay;
+    # taken by B (the right column), it would stick out of B's outline: whole to A
+    cells, outline = _grid(3, 3)
+    owner = {(0, 0): "A", (0, 1): "A", (0, 2): "A", (1, 0): "A", (1, 2): "A",
+             (2, 0): "B", (2, 1): "B", (2, 2): "B"}
+    split = _build(cells, outline, owner, margin=0.0)
+    whole = _build(cells, outline, owner, margin=1.25)
+    for out in (split, whole):
+        _tiles(out, outline)
+    bay = cells[(1, 1)]
+    # split along its outline, B gets the stretch nearest its side
+    assert shapely.intersection(split["B"], bay).area > 0.2 * bay.area
+    assert abs(shapely.intersection(whole["A"], bay).area - bay.area) < 1e-6
+    assert shapely.intersection(whole["B"], bay).area < 1e-6
+    assert shapely.get_num_geometries(whole["A"]) == 1 and shapely.get_num_geometries(whole["B"]) == 1
+
+
+def test_an_empty_block_between_two_bvs_alike_is_split():
+    # one row: A | empty | B, symmetric: neither hull is rounded off by taking it, so the split stands
+    cells, outline = _grid(3, 1)
+    owner = {(0, 0): "A", (2, 0): "B"}
+    out = _build(cells, outline, owner, margin=1.25)
+    _tiles(out, outline)
+    middle = cells[(1, 0)]
+    for bv in ("A", "B"):
+        assert abs(shapely.intersection(out[bv], middle).area - middle.area / 2) < 1.0
+    assert out == _build(cells, outline, owner, margin=0.0)
+
+
+def test_a_small_empty_block_goes_whole_on_less_evidence():
+    # A: the two top blocks and the bottom left one; B: the right column. Taking the empty bottom middle block
+    # grows B's hull by exactly one block area more than A's (a margin of 1.0): under a hectare the block goes
+    # whole to A (margin 0.75), at a hectare it is split (margin 1.25)
+    owner = {(0, 0): "A", (0, 1): "A", (1, 1): "A", (2, 0): "B", (2, 1): "B"}
+    for side, whole in ((50.0, True), (100.0, False)):
+        cells, outline = _grid(3, 2, side)
+        xy, labels = _addresses(cells, owner, side)
+        blocks = np.array([cells[k] for k in sorted(cells)], dtype=object)
+        out = split_blocks(outline, blocks, xy, labels)  # the default margins
+        _tiles(out, outline)
+        bay = cells[(1, 0)]
+        assert (abs(shapely.intersection(out["A"], bay).area - bay.area) < 1e-6) == whole
+        assert (shapely.intersection(out["B"], bay).area > 0.1 * bay.area) == (not whole)
+
+
+def test_the_choice_does_not_depend_on_the_order_of_the_bvs():
+    cells, outline = _grid(3, 3)
+    owner = {(0, 0): "A", (0, 1): "A", (0, 2): "A", (1, 0): "A", (1, 2): "A",
+             (2, 0): "B", (2, 1): "B", (2, 2): "B"}
+    swapped = {k: {"A": "B", "B": "A"}[v] for k, v in owner.items()}
+    a, b = _build(cells, outline, owner, 1.25), _build(cells, outline, swapped, 1.25)
+    assert shapely.equals(a["A"], b["B"]) and shapely.equals(a["B"], b["A"])
+
+
+def test_the_champs_elysees_gardens_go_whole_to_the_bv_they_round_off():
+    # Paris 8e, real 2012 list: the gardens between the avenue des Champs-Élysées and the avenue Gabriel hold
+    # no elector; the official map gives them to BV 0017, whose outline they round off, though 0017 holds
+    # only a few percent of their outline. Split along their outline, most went to BV 0010
+    import geopandas as gpd
+    from conftest import data, dev_roll
+
+    from decoupage_bv import Params, build
+    from decoupage_bv.evaluate import evaluate
+
+    roll = dev_roll("paris2012_dev", "address")
+    train = roll[roll["commune"] == "75108"]
+    com = gpd.read_file(data("paris2012_dev", "communes.geojson"))
+    streets = gpd.read_file(data("paris_dev", "streets_voie.geojson"))
+    official = gpd.read_file(data("paris2012_dev", "official.geojson"))
+    official = official[official["code_insee"] == "75108"]
+    garden = gpd.GeoSeries.from_xy([2.31799], [48.86600], crs=4326).to_crs(2154).iloc[0]
+
+    def built(margin):
+        params = Params(jobs=1, method="streets", empty_block_hull_margin=margin, empty_block_hull_margin_small=margin)
+        g = build(train, com, params=params, streets=streets).polygons
+        here = g.to_crs(2154)
+        return evaluate(g, official)["area_agreement"], set(here.loc[here.contains(garden), "code_bv"])
+
+    area, bv = built(Params.empty_block_hull_margin)
+    assert bv == {"0017"}
+    split_area, split_bv = built(0.0)
+    assert split_bv == {"0010"}
+    assert area > split_area + 0.008  # 0.9219 → 0.9331
+
+
+def test_split_empty_blocks_from_the_command_line(tmp_path):
+    # the same 8e from its REU-shaped file: --split-empty-blocks turns the rule off, and the report says so
+    import json
+
+    import geopandas as gpd
+    import pandas as pd
+    from click.testing import CliRunner
+    from conftest import data
+
+    from decoupage_bv.cli import main
+    from decoupage_bv.outputs import report_path
+
+    roll = pd.read_csv(data("paris2012_dev", "roll.csv"), dtype=str)
+    path = tmp_path / "roll_75108.csv"
+    roll[roll["code_commune_ref"] == "75108"].to_csv(path, index=False)
+    garden = gpd.GeoSeries.from_xy([2.31799], [48.86600], crs=4326)
+    found = {}
+    for flag in ([], ["--split-empty-blocks"]):
+        out = tmp_path / f"bv{len(flag)}.gpkg"
+        res = CliRunner().invoke(main, ["build", "--dept", "75", "--addresses", str(path), "--communes",
+                                        data("paris2012_dev", "communes.geojson"), "--streets",
+                                        data("paris_dev", "streets_voie.geojson"), *flag, "-o", str(out),
+                                        "-q", "-j", "1"])
+        assert res.exit_code == 0, res.output
+        report = json.loads(open(report_path(str(out))).read())["parameters"]
+        g = gpd.read_file(out)
+        found[bool(flag)] = (set(g.loc[g.contains(garden.to_crs(g.crs).iloc[0]), "code_bv"]),
+                             report["empty_block_hull_margin"], report["empty_block_hull_margin_small"])
+    assert found[False] == ({"0017"}, 1.25, 0.75)
+    assert found[True] == ({"0010"}, 0.0, 0.0)
