@@ -11,8 +11,10 @@ from conftest import roll_rows, square_communes
 from decoupage_bv import InputError, Params, build
 from decoupage_bv.cli import main
 from decoupage_bv.pipeline import tiling_errors
-from decoupage_bv import tessellation
-from decoupage_bv.tessellation import tessellate_unit, voronoi_labels_many
+from decoupage_bv import voronoi
+from decoupage_bv.blocks import _by_block
+from decoupage_bv.tessellation import tessellate_unit
+from decoupage_bv.voronoi import voronoi_labels_many
 
 X0, Y0 = 650000.0, 6860000.0
 ONE = square_communes([("31001", "Alpha", X0, Y0, 1000.0)])
@@ -67,7 +69,7 @@ def _same_regions(got: dict, expect: dict, polygon) -> None:
 
 
 def _from_cells_only(monkeypatch):
-    monkeypatch.setattr(tessellation, "_regions", lambda xy, codes, n: None)
+    monkeypatch.setattr(voronoi, "_regions", lambda xy, codes, n: None)
 
 
 def test_regions_from_the_triangulation_equal_dissolved_voronoi_cells(monkeypatch):
@@ -79,7 +81,7 @@ def test_regions_from_the_triangulation_equal_dissolved_voronoi_cells(monkeypatc
     labels[rng.choice(4000, 40, replace=False)] = rng.integers(0, 8, 40)
     poly = shapely.box(X0 - 10, Y0 - 10, X0 + 3010, Y0 + 2010)
     calls = []
-    monkeypatch.setattr(tessellation, "_regions_from_cells", lambda *a: calls.append(a))
+    monkeypatch.setattr(voronoi, "_regions_from_cells", lambda *a: calls.append(a))
     fast = voronoi_labels_many([(poly, xy, labels)])[0]
     assert not calls  # no fallback
     assert shapely.get_num_interior_rings(shapely.get_parts(list(fast.values()))).sum() > 0
@@ -140,23 +142,23 @@ def test_regions_that_do_not_cover_their_polygon_go_to_geos(monkeypatch):
     poly = shapely.box(X0 - 1, Y0 - 1, X0 + 101, Y0 + 101)
     labels = np.arange(40) % 3
     good = voronoi_labels_many([(poly, pts, labels)])[0]
-    regions = tessellation._regions
+    regions = voronoi._regions
 
     def overlapping(xy, codes, n):  # one region grown over its neighbours
         geoms, code = regions(xy, codes, n)
         geoms[0] = shapely.convex_hull(shapely.union_all(geoms))
         return geoms, code
 
-    monkeypatch.setattr(tessellation, "_regions", overlapping)
+    monkeypatch.setattr(voronoi, "_regions", overlapping)
     _same_regions(voronoi_labels_many([(poly, pts, labels)])[0], good, poly)
     # points closer than startinpy's tolerance: no triangulation of ours (callers keep points 5 cm apart)
     pts[1] = pts[0] + 1e-11
-    assert tessellation._triangles(pts - pts.mean(axis=0)) is None
+    assert voronoi._triangles(pts - pts.mean(axis=0)) is None
 
 
 def test_cycles_of_a_permutation():
     following = np.array([3, 0, 4, 1, 2, 5])  # 0 → 3 → 1 → 0, 2 → 4 → 2, 5 → 5
-    cycle, rank = tessellation._cycles(following)
+    cycle, rank = voronoi._cycles(following)
     assert cycle.tolist() == [0, 0, 2, 0, 2, 5]
     assert rank.tolist() == [0, 2, 0, 1, 1, 0]
 
@@ -168,7 +170,7 @@ def test_points_by_block_match_a_point_in_polygon_test():
     blocks = np.array(small + [shapely.box(0, 100, 5000, 3000), shapely.box(9000, 9000, 9010, 9010),
                                shapely.Polygon(), shapely.Polygon([(0, 0), (30, 0), (0, 30)])], dtype=object)
     xy = np.vstack([rng.uniform([0, 0], [5000, 3000], (3000, 2)), [[10.0, 10.0], [9005.0, 9005.0]]])
-    got = tessellation._by_block(blocks, xy)
+    got = _by_block(blocks, xy)
     expect = [[] for _ in blocks]
     for i, (x, y) in enumerate(xy):
         hit = [b for b, blk in enumerate(blocks) if blk.intersects(shapely.Point(x, y))]

@@ -1,10 +1,10 @@
 """Blocks without addresses: split along their outline, or whole to the BV whose outline they round off
-(tessellation._fill_empty, _rounding_owner)."""
+(blocks._fill_empty, _rounding_owner)."""
 
 import numpy as np
 import shapely
 
-from decoupage_bv.tessellation import split_blocks
+from decoupage_bv.blocks import split_blocks
 
 
 def _grid(blocks_x, blocks_y, side=100.0):

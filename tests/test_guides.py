@@ -186,11 +186,11 @@ def test_a_range_is_carried_towards_the_corner_of_its_block():
 
 
 def test_a_carried_range_follows_the_street_not_its_last_two_numbers():
-    from decoupage_bv.tessellation import _edge_directions
+    from decoupage_bv.blocks import edge_directions
 
     # a block 100 × 60 m: a point near its south edge has the street along x, then the one along y
     block = np.array([shapely.box(0, 0, 100, 60)])
-    d = _edge_directions(block, np.array([0, 0, 1]), np.array([[40.0, 6.0], [96.0, 30.0], [5.0, 5.0]]))
+    d = edge_directions(block, np.array([0, 0, 1]), np.array([[40.0, 6.0], [96.0, 30.0], [5.0, 5.0]]))
     assert np.allclose(np.abs(d[0]), [1, 0, 0, 1]) and np.allclose(np.abs(d[1]), [0, 1, 1, 0])
     assert np.isnan(d[2]).all()  # a point outside every block
     # no. 3 lies 6 m deeper than no. 1: the numbers point into the block, the street runs along x

@@ -1,4 +1,4 @@
-"""Detached pieces of a BV joined to it through the gap between them (tessellation.join_pieces)."""
+"""Detached pieces of a BV joined to it through the gap between them (joins.join_pieces)."""
 
 import functools
 from dataclasses import replace
@@ -9,7 +9,7 @@ import shapely
 
 from conftest import data, dev_roll
 from decoupage_bv import Params, build, sources
-from decoupage_bv import tessellation
+from decoupage_bv import joins, tessellation
 from decoupage_bv.tessellation import tessellate_unit
 
 SQUARE = shapely.box(0, 0, 300, 100)
@@ -143,7 +143,7 @@ def test_join_along_the_limits_when_every_straight_strip_cuts_a_bv(monkeypatch):
     joined = run()
     assert [_parts(joined[lab]) for lab in (1, 2, 3)] == [1, 1, 1]
     assert shapely.intersects(joined[1], shapely.LineString([(90, 45), (210, 45)]))  # under B
-    monkeypatch.setattr(tessellation, "_limit_path", lambda *args: None)
+    monkeypatch.setattr(joins, "_limit_path", lambda *args: None)
     assert _parts(run()[1]) == 2
 
 
@@ -177,7 +177,7 @@ def test_a_join_is_not_refused_for_a_piece_its_neighbour_had_already():
     b = np.r_[_grid(160, 290, 10, 90, 10.0), _grid(25, 35, 65, 75, 5.0)]
     ends = np.array([[105.0, 1.0], [105.0, 99.0]])  # one address at each end of the band: no way round it
     xy, labels = np.r_[a, b, ends], np.array([1] * len(a) + [2] * (len(b) + 2))
-    out = tessellation.join_pieces(SQUARE, pieces, xy, labels, np.ones(len(xy)),
+    out = joins.join_pieces(SQUARE, pieces, xy, labels, np.ones(len(xy)),
                                    Params(jobs=1, join_max_gap=200, join_max_width=20))
     assert _parts(out[1]) == 1
     assert shapely.intersects_xy(out[2], b[:, 0], b[:, 1]).all() and out[2].contains(q)
@@ -196,7 +196,7 @@ def test_a_strip_that_cuts_a_bv_in_two_is_refused_even_if_it_takes_a_fragment_of
     a = np.r_[_grid(10, 90, 10, 90, 10.0), _grid(220, 290, 10, 90, 10.0)]
     b = np.r_[_grid(110, 190, 10, 30, 10.0), _grid(110, 190, 70, 90, 10.0)]
     xy, labels = np.r_[a, b], np.array([1] * len(a) + [2] * len(b))
-    out = tessellation.join_pieces(SQUARE, pieces, xy, labels, np.ones(len(xy)),
+    out = joins.join_pieces(SQUARE, pieces, xy, labels, np.ones(len(xy)),
                                    Params(jobs=1, join_max_gap=200, join_max_width=20))
     assert _parts(out[1]) == 1 and _parts(out[2]) == 1
     assert shapely.intersects_xy(out[2], b[:, 0], b[:, 1]).all()
@@ -216,7 +216,7 @@ def test_a_strip_along_the_limits_narrows_to_pass_a_thin_bv():
     cc = np.r_[_grid(105, 135, 95, 95, 5.0), _grid(165, 195, 95, 95, 5.0)]
     xy = np.r_[a, b, cc]
     labels = np.array([1] * len(a) + [2] * len(b) + [3] * len(cc))
-    out = tessellation.join_pieces(SQUARE, pieces, xy, labels, np.ones(len(xy)),
+    out = joins.join_pieces(SQUARE, pieces, xy, labels, np.ones(len(xy)),
                                    Params(jobs=1, join_max_gap=200, join_max_width=20))
     assert _parts(out[1]) == 1 and _parts(out[2]) == 1 and _parts(out[3]) == 1
     for lab, pts in ((2, b), (3, cc)):
@@ -235,7 +235,7 @@ def test_a_sliver_given_to_a_fragment_that_moves_on_follows_it():
     a, b, c = _grid(10, 90, 10, 90, 20.0), _grid(230, 290, 10, 90, 20.0), _grid(110, 190, 10, 40, 20.0)
     xy = np.r_[a, b, c]
     labels = np.array([1] * len(a) + [2] * len(b) + [3] * len(c))
-    out = tessellation.clean_fragments(SQUARE, pieces, xy, labels, np.ones(len(xy)), Params(jobs=1))
+    out = joins.clean_fragments(SQUARE, pieces, xy, labels, np.ones(len(xy)), Params(jobs=1))
     assert [_parts(out[k]) for k in (1, 2, 3)] == [1, 1, 1]
     assert out[3].contains(s) and out[3].contains(shapely.difference(f, s))
 
@@ -273,7 +273,7 @@ def test_segment_clearance_agrees_with_geos():
     hit = shapely.STRtree(segs).query(shapely.points(xy), predicate="dwithin", distance=2.0)[1]
     expected = np.ones(len(p), dtype=bool)
     expected[hit] = False
-    assert np.array_equal(tessellation._segment_clearance(p, q, xy, 2.0), expected)
+    assert np.array_equal(joins._segment_clearance(p, q, xy, 2.0), expected)
     assert not expected.all() and expected.any()
 
 
@@ -300,10 +300,10 @@ def test_a_strip_does_not_cut_off_another_bvs_addresses(monkeypatch):
 
     assert bv_of_bichat() == {"0010"}
 
-    detached = tessellation._detached
+    detached = joins._detached
 
     def before(parts, xy, weights, params):  # the rule of before: pieces of more than five addresses only
         return detached(parts, xy, weights, replace(params, stray_max_addresses=params.fragment_max_addresses))
 
-    monkeypatch.setattr(tessellation, "_detached", before)
+    monkeypatch.setattr(joins, "_detached", before)
     assert bv_of_bichat() == {"0017"}

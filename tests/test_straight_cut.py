@@ -1,10 +1,11 @@
-"""Straight limits across the core of a mixed block, away from its streets (tessellation._straight_cut)."""
+"""Straight limits across the core of a mixed block, away from its streets (blocks._straight_cut)."""
 
 import numpy as np
 import shapely
 
 from decoupage_bv import Params
-from decoupage_bv.tessellation import _straight_cut, split_blocks, voronoi_labels
+from decoupage_bv.blocks import _straight_cut, split_blocks
+from decoupage_bv.voronoi import voronoi_labels
 
 BLOCK = shapely.box(0, 0, 120, 80)
 
@@ -109,7 +110,7 @@ def test_split_blocks_straightens_mixed_blocks_only_when_asked():
 
 
 def test_a_failed_straight_cut_leaves_the_voronoi_split(monkeypatch):
-    from decoupage_bv import tessellation
+    from decoupage_bv import blocks as module
 
     def fail(*args):
         raise shapely.errors.GEOSException("TopologyException: side location conflict")
@@ -119,10 +120,10 @@ def test_a_failed_straight_cut_leaves_the_voronoi_split(monkeypatch):
     cut = split_blocks(outline, blocks, xy, labels, cut_depth=20.0)
     assert not all(shapely.equals(cut[lab], voronoi[lab]) for lab in (1, 2))
     # blocks of two BVs are cut together; when that fails, block by block, with the same result
-    monkeypatch.setattr(tessellation, "_straight_cut_pairs", fail)
+    monkeypatch.setattr(module, "_straight_cut_pairs", fail)
     out = split_blocks(outline, blocks, xy, labels, cut_depth=20.0)
     assert all(shapely.equals(out[lab], cut[lab]) for lab in (1, 2))
     # and where a block's own cut fails, its Voronoi split stays
-    monkeypatch.setattr(tessellation, "_straight_cut", fail)
+    monkeypatch.setattr(module, "_straight_cut", fail)
     out = split_blocks(outline, blocks, xy, labels, cut_depth=20.0)
     assert all(shapely.equals(out[lab], voronoi[lab]) for lab in (1, 2))

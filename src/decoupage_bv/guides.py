@@ -108,14 +108,14 @@ def street_guides(unit: np.ndarray, bv: np.ndarray, x: np.ndarray, y: np.ndarray
 
     Each guide also carries the two addresses it was laid between (``lo``, ``hi``: positions in the input
     arrays; the same address twice for a guide past the end of a range), so that a limit between two BVs can
-    move to the street crossed between them (:func:`tessellation.guides_by_block`).
+    move to the street crossed between them (:func:`blocks.guides_by_block`).
 
     *parsed*: ``parse_addresses(address)``, when the caller has it already. *farther*: the addresses (a
     mask) whose range, when they end it, is carried *reach* m instead of ``params.guide_extension``.
     *block*: the block of each address, ``-1`` for a block of several BVs (or none): two neighbours in the
     same block of one BV get no guides between them, which would decide nothing there. *along*: given the
     input positions of the addresses that end a range carried *reach* m, the street directions there
-    (:func:`tessellation._edge_directions`): such a range is carried along the one of them within 45° of
+    (:func:`blocks.edge_directions`): such a range is carried along the one of them within 45° of
     its own direction (the facade follows the street, where two house numbers give its direction
     roughly)."""
     columns = {"unit": object, "bv": np.int64, "x": float, "y": float, "lo": np.int64, "hi": np.int64}

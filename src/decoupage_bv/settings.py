@@ -80,7 +80,7 @@ class Params:
     guide_extension: float = 24.0
     #: Where the street network cuts a commune into blocks, a guide between two numbers that lie in different
     #: blocks takes the BV of the number whose block it is in: the BV changes at the street between them
-    #: (:func:`tessellation.guides_by_block`; cross-validated, bench/) …
+    #: (:func:`blocks.guides_by_block`; cross-validated, bench/) …
     guide_blocks: bool = True
     #: Where street lines cut the commune into blocks, a side's range is carried on this far past its first
     #: and last known number inside the block of that number (m), where its BV still holds the nearest

@@ -1,6 +1,6 @@
 """Street lines and the blocks they enclose, for the street-aware method.
 
-Blocks (enclosures) are the faces of the street network inside a commune. :func:`tessellation.split_blocks`
+Blocks (enclosures) are the faces of the street network inside a commune. :func:`blocks.split_blocks`
 then gives a block holding one BV's addresses to it whole, splits a mixed block by the Voronoi cells of its
 own addresses (and street-side guides), and splits a block without addresses among the pieces around it.
 BV limits so run along street axes wherever the addresses allow it.

@@ -1,0 +1,440 @@
+"""The blocks of a commune (faces of its street lines, or of the street axes drawn from its addresses) split
+among its BVs: a block of one BV whole to it, a mixed block by the Voronoi regions of its addresses and
+street-side guides with straight limits in its core, a block without addresses along its outline or whole
+to the BV whose outline it rounds off (README, Method, step 4).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import shapely
+from shapely import STRtree
+
+from ._geometry import multipoint, polygon_parts, segment_distance, tidy, tidy_all, union_of_tiles
+from ._grid import box_pairs
+from .settings import Params
+from .voronoi import dedupe, groups_of, voronoi_labels, voronoi_labels_many
+
+
+def hull_margins(params: Params) -> tuple:
+    """``(margin below an area, that area (m²), margin above)``: when a block without addresses goes whole to
+    the BV whose outline it rounds off (:func:`_rounding_owner`)."""
+    return params.empty_block_hull_margin_small, params.empty_block_small_area, params.empty_block_hull_margin
+
+
+
+HULL_MARGINS = hull_margins(Params())
+
+
+
+def _block_pairs(blocks: np.ndarray, xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(point, block)`` of each point of *xy* inside a block, sorted by point (a point on a shared edge
+    counts in the lowest block)."""
+    bi, pi = box_pairs(shapely.bounds(blocks), xy)
+    shapely.prepare(blocks)
+    inside = shapely.intersects_xy(blocks[bi], xy[pi, 0], xy[pi, 1])
+    bi, pi = bi[inside], pi[inside]
+    order = np.lexsort((bi, pi))
+    pi, bi = pi[order], bi[order]
+    first = np.r_[True, pi[1:] != pi[:-1]]
+    return pi[first], bi[first]
+
+
+def block_of(blocks: np.ndarray, xy: np.ndarray, missing: int) -> np.ndarray:
+    """The block of each point of *xy* (the lowest on a shared edge), *missing* outside every block."""
+    out = np.full(len(xy), missing, dtype=np.int64)
+    pi, bi = _block_pairs(blocks, xy)
+    out[pi] = bi
+    return out
+
+
+def _by_block(blocks: np.ndarray, xy: np.ndarray) -> list:
+    """Indices of the points of *xy* in each block (a point on a shared edge counts in the lowest block)."""
+    if not len(xy):
+        return [np.zeros(0, dtype=np.int64)] * len(blocks)
+    pi, bi = _block_pairs(blocks, xy)
+    order = np.argsort(bi, kind="stable")
+    return np.split(pi[order], np.searchsorted(bi[order], np.arange(1, len(blocks))))
+
+
+def guides_by_block(blocks: np.ndarray, guide_xy: np.ndarray, guide_labels: np.ndarray, ends: tuple,
+                    across: float = np.inf, relabel: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Guides relabelled where the two addresses they join lie in different blocks: official ranges change
+    at a cross street far more often than midway along a block (on the real list, an address sharing its
+    block with one only of its two same-side neighbours of different BVs is in that one's BV 98.7 % of the
+    time, bench/). A guide in the block of one end takes that end's BV; elsewhere it keeps its own (with
+    *relabel*). The guides carried past a range's end go at most *across* m from it outside the block of
+    that end.
+
+    *ends*: ``(xy, bv, lo, hi)``, the addresses guides are laid from and, for each guide, the two it was laid
+    between (:func:`guides.street_guides`); optionally a fifth item, the block of each address (``-1``
+    outside every block), when the caller has located them. Returns ``(guide_xy, guide_labels)``.
+    """
+    axy, abv, lo, hi = ends[:4]
+    if not len(guide_xy) or len(blocks) < 2:
+        return guide_xy, guide_labels
+    single = lo == hi  # carried past the end of a range
+    block = ends[4] if len(ends) > 4 else None
+    if block is None:  # of each address (a few per guide pair: located once)
+        block = np.full(len(axy), -1, dtype=np.int64)
+        used = np.unique(np.r_[lo, hi])
+        block[used] = block_of(blocks, axy[used], -1)
+    cross = np.flatnonzero((block[lo] != block[hi]) & ~single) if relabel else np.zeros(0, dtype=np.int64)
+    labels = guide_labels.copy()
+    if len(cross):
+        # -2 outside every block: a guide there matches no address, not even one outside too
+        own = block_of(blocks, guide_xy[cross], -2)
+        at_lo, at_hi = own == block[lo[cross]], own == block[hi[cross]]
+        labels[cross[at_lo]] = abv[lo[cross[at_lo]]]
+        labels[cross[at_hi]] = abv[hi[cross[at_hi]]]
+    far = np.flatnonzero(single)
+    far = far[np.hypot(*(guide_xy[far] - axy[lo[far]]).T) > across + 1e-6]
+    if not len(far):
+        return guide_xy, labels
+    keep = np.ones(len(guide_xy), dtype=bool)
+    keep[far] = block_of(blocks, guide_xy[far], -2) == block[lo[far]]
+    return guide_xy[keep], labels[keep]
+
+
+def _fill_empty(blocks: np.ndarray, todo: list, geoms: list, owners: list, step: float,
+                hull_margins: tuple = HULL_MARGINS) -> list:
+    """Split each block without addresses among the pieces along its outline (nearest stretch of outline),
+    or give it whole to the BV whose outline it rounds off (:func:`_rounding_owner`).
+
+    A block bordered only by other empty blocks waits for them; returns the blocks left undecided.
+    """
+    while todo:
+        arr = np.array(geoms, dtype=object)
+        own = np.array(owners)
+        tree = STRtree(arr)
+        near = tree.query(blocks[todo], predicate="dwithin", distance=0.05)  # the pieces around each block
+        near_labels = [set() for _ in todo]
+        for t, g in zip(*near):
+            near_labels[t].add(owners[g])
+        # the outline of every block with several BVs around, sampled; each point takes its nearest piece's BV
+        several = [t for t in range(len(todo)) if len(near_labels[t]) > 1]
+        coords, which = shapely.get_coordinates(shapely.segmentize(shapely.boundary(blocks[[todo[t] for t in several]]),
+                                                                   step), return_index=True)
+        order = np.lexsort((coords[:, 1], coords[:, 0], which))  # by block, then x, then y
+        coords, which = coords[order], which[order]
+        fresh = np.ones(len(coords), dtype=bool)
+        fresh[1:] = (which[1:] != which[:-1]) | (coords[1:] != coords[:-1]).any(axis=1)
+        coords, which = coords[fresh], which[fresh]
+        ring = shapely.points(coords)
+        qi, gi = tree.query(ring, predicate="dwithin", distance=0.05)
+        order = np.lexsort((gi, shapely.distance(ring[qi], arr[gi]), qi))
+        qi, gi = qi[order], gi[order]
+        first = np.ones(len(qi), dtype=bool)
+        first[1:] = qi[1:] != qi[:-1]
+        qi, lab_of = qi[first], own[gi[first]]
+        bounds = np.searchsorted(which[qi], np.arange(len(several) + 1))
+        left, split, contested = [], [], []
+        for t, b in enumerate(todo):
+            if len(near_labels[t]) == 1:  # one BV all around: no need to split
+                geoms.append(blocks[b])
+                owners.append(next(iter(near_labels[t])))
+                continue
+            if not near_labels[t]:
+                left.append(b)
+                continue
+            k = np.searchsorted(several, t)
+            mine = slice(bounds[k], bounds[k + 1])
+            labs = lab_of[mine]
+            if not len(labs):
+                left.append(b)
+            elif (labs == labs[0]).all():
+                geoms.append(blocks[b])
+                owners.append(labs[0])
+            else:
+                contested.append((b, coords[qi[mine]], labs))
+        whole = _rounding_owner(blocks, contested, arr, own, hull_margins)
+        for (b, ring_xy, labs), lab in zip(contested, whole):
+            if lab is None:
+                split.append((blocks[b], ring_xy, labs))
+            else:
+                geoms.append(blocks[b])
+                owners.append(lab)
+        for res in voronoi_labels_many(split):
+            for lab, g in res.items():
+                geoms.append(g)
+                owners.append(lab)
+        if len(left) == len(todo):
+            return left
+        todo = left
+    return []
+
+
+def _rounding_owner(blocks: np.ndarray, contested: list, geoms: np.ndarray, owners: np.ndarray,
+                    margins: tuple = HULL_MARGINS) -> list:
+    """For each ``(block, outline points, their BVs)`` of *contested*, the BV that takes the block whole, or
+    ``None`` to split it.
+
+    Official maps give a block without addresses (a garden, a yard, a stretch of river) whole to one BV, most
+    often the one whose outline it rounds off: the BV whose convex hull grows least, beyond the block's own
+    area, by taking it (below zero when the block fills a bay of that BV). The block goes whole to it when
+    the next BV's hull would grow by more than a margin times the block's area beyond that; else the split
+    along the outline stands (cross-validated, bench/). *margins*: ``(margin below an area, that area (m²),
+    margin above)``; a margin ≤ 0: always split.
+    """
+    small_margin, small_area, margin = margins
+    if (margin <= 0 and small_margin <= 0) or not contested:
+        return [None] * len(contested)
+    labs = [np.unique(ring_labels) for _, _, ring_labels in contested]
+    needed = np.unique(np.concatenate(labs))
+    mine = np.flatnonzero(np.isin(owners, needed))
+    xy, part = shapely.get_coordinates(shapely.convex_hull(geoms[mine]), return_index=True)
+    which = np.searchsorted(needed, owners[mine][part])
+    order = np.argsort(which, kind="stable")
+    hulls = shapely.convex_hull(shapely.multipoints(xy[order], indices=which[order]))
+    hull_xy = dict(zip(needed, (shapely.get_coordinates(h) for h in hulls)))
+    hull_area = dict(zip(needed, shapely.area(hulls)))
+    block_xy = [shapely.get_coordinates(blocks[b]) for b, _, _ in contested]
+    both = [np.vstack([hull_xy[lab], bxy]) for bxy, ls in zip(block_xy, labs) for lab in ls]
+    grown = shapely.area(shapely.convex_hull(shapely.multipoints(
+        np.vstack(both), indices=np.repeat(np.arange(len(both)), [len(c) for c in both]))))
+    out, k = [], 0
+    for (b, _, _), ls in zip(contested, labs):
+        area = blocks[b].area
+        growth = grown[k:k + len(ls)] - np.array([hull_area[lab] for lab in ls]) - area
+        k += len(ls)
+        order = np.lexsort((np.arange(len(ls)), growth))
+        m = small_margin if area < small_area else margin
+        out.append(ls[order[0]] if m > 0 and area > 0 and growth[order[1]] - growth[order[0]] > m * area else None)
+    return out
+
+
+def _straight_cut(block, regions: dict, xy: np.ndarray, labels: np.ndarray, depth: float) -> dict:
+    """*regions* of a mixed block, with straight limits inside it, deeper than *depth* from its outline.
+
+    Official limits cross a block straight, from one street to another, where Voronoi cells between two
+    BVs' facades wander with the depth of each building. Between two BVs whose addresses (*xy*, *labels*)
+    a straight line separates (their convex hulls are apart), the limit is the line of widest margin (the
+    perpendicular bisector of the shortest segment between the hulls) in the block's core, farther than
+    *depth* from its outline (the street axes); nearer, along the streets where addresses are, the Voronoi
+    split stays. With three BVs or more, a place of the core goes to the BV on whose side of the lines it
+    lies against every other; where there is none, the Voronoi split stays. No address changes BV (each
+    lies on its own side of every line). Unchanged when two BVs' hulls overlap or a BV of *regions* has
+    no address in the block (guides only).
+    """
+    labs = sorted(regions)
+    hulls = []
+    for lab in labs:
+        own = xy[labels == lab]
+        if not len(own):
+            return regions
+        hulls.append(shapely.convex_hull(multipoint(own)))
+    hulls = np.array(hulls, dtype=object)
+    first, second = np.triu_indices(len(labs), 1)
+    if shapely.intersects(hulls[first], hulls[second]).any():
+        return regions
+    core = shapely.buffer(block, -depth, quad_segs=4)
+    if core.is_empty or core.area < 1.0:
+        return regions
+    box = shapely.bounds(core)
+    ends = shapely.get_coordinates(shapely.shortest_line(hulls[first], hulls[second])).reshape(-1, 2, 2)
+    sides = [_half_plane(box, p, q) for p, q in ends]  # the first BV's side of the line between each pair
+    if any(side is None for side in sides):
+        return regions
+    won = []
+    for i in range(len(labs)):
+        area = core
+        for k, (a, b) in enumerate(zip(first, second)):
+            if a == i:
+                area = shapely.intersection(area, sides[k])
+            elif b == i:
+                area = shapely.difference(area, sides[k])
+        won.append(area)
+    taken = core if len(labs) == 2 else shapely.union_all(won)
+    return {lab: tidy(shapely.union(shapely.difference(regions[lab], taken), area))
+            for lab, area in zip(labs, won)}
+
+
+def _half_plane(box, p: np.ndarray, q: np.ndarray):
+    """The side of *p* of the perpendicular bisector of *p*–*q*, as a rectangle covering *box*
+    (``minx, miny, maxx, maxy``); ``None`` when *p* and *q* are one point."""
+    x0, y0, x1, y1 = box
+    box_mid, span = np.array([(x0 + x1) / 2, (y0 + y1) / 2]), float(np.hypot(x1 - x0, y1 - y0)) + 1.0
+    normal, mid = q - p, (p + q) / 2
+    length = float(np.hypot(*normal))
+    if length < 1e-6:
+        return None
+    normal, along = normal / length, np.array([-normal[1], normal[0]]) / length
+    foot = mid + ((box_mid - mid) @ along) * along  # the line's point nearest the box's centre
+    size = span + abs(float((box_mid - mid) @ normal))
+    return shapely.Polygon([foot + along * span, foot + along * span - normal * size,
+                            foot - along * span - normal * size, foot - along * span])
+
+
+def _straight_cuts(items: list, depth: float) -> list:
+    """:func:`_straight_cut` of each ``(block, regions, xy, labels)`` of *items*, each left as it is where the
+    cut fails. Blocks of two BVs, most of them, go through each step together: the same GEOS calls, made
+    on arrays, without a Python round per block."""
+    out = [regions for _, regions, _, _ in items]
+    batch, hull0, hull1 = [], [], []
+    for k, (block, regions, xy, labels) in enumerate(items):
+        if len(regions) != 2:
+            try:
+                out[k] = _straight_cut(block, regions, xy, labels, depth)
+            except shapely.errors.GEOSException:  # a refinement: the Voronoi split stands without it
+                pass
+            continue
+        first, second = sorted(regions)
+        own0, own1 = xy[labels == first], xy[labels == second]
+        if len(own0) and len(own1):
+            batch.append(k)
+            hull0.append(multipoint(own0))
+            hull1.append(multipoint(own1))
+    if not batch:
+        return out
+    try:
+        cut = _straight_cut_pairs([items[k] for k in batch], np.array(hull0, dtype=object),
+                                  np.array(hull1, dtype=object), depth)
+    except shapely.errors.GEOSException:  # one block's failure: block by block, as above
+        cut = {}
+        for i, k in enumerate(batch):
+            try:
+                cut[i] = _straight_cut(*items[k], depth)
+            except shapely.errors.GEOSException:
+                pass
+    for i, regions in cut.items():
+        out[batch[i]] = regions
+    return out
+
+
+def _straight_cut_pairs(items: list, points0: np.ndarray, points1: np.ndarray, depth: float) -> dict:
+    """:func:`_straight_cut` of blocks of two BVs, with the addresses of each as MultiPoints: ``{position in
+    items: regions}`` for the blocks it changes."""
+    hulls0, hulls1 = shapely.convex_hull(points0), shapely.convex_hull(points1)
+    apart = np.flatnonzero(~shapely.intersects(hulls0, hulls1))
+    core = shapely.buffer(np.array([items[i][0] for i in apart], dtype=object), -depth, quad_segs=4)
+    deep = ~shapely.is_empty(core)
+    deep[deep] = shapely.area(core[deep]) >= 1.0
+    apart, core = apart[deep], core[deep]
+    if not len(apart):
+        return {}
+    ends = shapely.get_coordinates(shapely.shortest_line(hulls0[apart], hulls1[apart])).reshape(-1, 2, 2)
+    sides = np.array([_half_plane(box, p, q) for box, (p, q) in zip(shapely.bounds(core), ends)], dtype=object)
+    keep = np.array([side is not None for side in sides], dtype=bool)
+    apart, core, sides = apart[keep], core[keep], sides[keep]
+    if not len(apart):
+        return {}
+    labs = [sorted(items[i][1]) for i in apart]
+    region0 = np.array([items[i][1][lab[0]] for i, lab in zip(apart, labs)], dtype=object)
+    region1 = np.array([items[i][1][lab[1]] for i, lab in zip(apart, labs)], dtype=object)
+    new0 = shapely.union(shapely.difference(region0, core), shapely.intersection(core, sides))
+    new1 = shapely.union(shapely.difference(region1, core), shapely.difference(core, sides))
+    return {int(i): {lab[0]: tidy(a), lab[1]: tidy(b)} for i, lab, a, b in zip(apart, labs, new0, new1)}
+
+
+def split_blocks(polygon, blocks: np.ndarray, xy: np.ndarray, labels: np.ndarray, guide_xy: np.ndarray | None = None,
+                 guide_labels: np.ndarray | None = None, empty_step: float = Params.empty_block_step,
+                 cut_depth: float = Params.straight_cut_depth, hull_margins: tuple = HULL_MARGINS) -> dict:
+    """Tile *polygon*, cut into *blocks*, among the labels of *xy*: ``{label: geometry}``.
+
+    A block with addresses is split by the Voronoi cells of its own addresses and guides (whole to its BV
+    when it has one), with straight limits in its core beyond *cut_depth* from its outline where straight
+    lines separate its BVs (:func:`_straight_cut`; blocks of street lines only: a commune that is one block
+    has no street axes for an outline); a block without is split among the pieces around it, or given whole
+    to the BV whose outline it rounds off (*hull_margins*, :func:`_rounding_owner`). Shared edges
+    are made identical (``coverage_clean``) before the pieces of each BV are merged, so that a BV spread
+    over neighbouring blocks comes out in one piece.
+    """
+    rest = shapely.Polygon()
+    if len(blocks) > 1 and abs(shapely.area(blocks).sum() - polygon.area) > 1e-9 * polygon.area:
+        rest = shapely.difference(polygon, shapely.union_all(blocks))  # what the blocks leave out (rare)
+    if not rest.is_empty:
+        blocks = np.append(blocks, [p for p in polygon_parts(rest) if p.area > 1e-6])
+    if guide_xy is None or not len(guide_xy):
+        guide_xy, guide_labels = np.zeros((0, 2)), np.zeros(0, dtype=labels.dtype)
+    seeds_in = [np.arange(len(xy))] if len(blocks) == 1 else _by_block(blocks, xy)
+    geoms, owners, todo, mixed_blocks = [], [], [], []
+    for b, blk in enumerate(blocks):
+        idx = seeds_in[b]
+        if not len(idx):
+            todo.append(b)
+        elif (labels[idx] == labels[idx[0]]).all():
+            geoms.append(blk)
+            owners.append(labels[idx[0]])
+        else:
+            mixed_blocks.append(b)
+    # guides matter in mixed blocks only (the whole commune when it is one block, with those a little outside)
+    guides_in = [np.arange(len(guide_xy))] if len(blocks) == 1 else _by_block(blocks[mixed_blocks], guide_xy)
+    mixed = [(blocks[b], *dedupe(np.vstack([xy[seeds_in[b]], guide_xy[g]]),
+                                  np.concatenate([labels[seeds_in[b]], guide_labels[g]])))
+             for b, g in zip(mixed_blocks, guides_in)]
+    split = voronoi_labels_many(mixed)
+    if cut_depth > 0 and len(blocks) > 1:
+        cut = [k for k, res in enumerate(split) if len(res) > 1]
+        done = _straight_cuts([(blocks[mixed_blocks[k]], split[k], xy[seeds_in[mixed_blocks[k]]],
+                                labels[seeds_in[mixed_blocks[k]]]) for k in cut], cut_depth)
+        for k, res in zip(cut, done):
+            split[k] = res
+    for res in split:
+        for lab, g in res.items():
+            geoms.append(g)
+            owners.append(lab)
+    left = _fill_empty(blocks, todo, geoms, owners, empty_step, hull_margins) if todo and geoms else todo
+    if left:  # no block with addresses around: plain Voronoi of every address
+        base = voronoi_labels(polygon, *dedupe(xy, labels))
+        for b in left:
+            for lab, g in base.items():
+                piece = shapely.intersection(blocks[b], g)
+                if not piece.is_empty and piece.area > 0:
+                    geoms.append(piece)
+                    owners.append(lab)
+    geoms = tidy_all(np.array(geoms, dtype=object))
+    owners = np.array(owners)
+    keep = ~shapely.is_empty(geoms)
+    geoms, owners = geoms[keep], owners[keep]
+    if len(blocks) > 1:  # the cells of one Voronoi diagram already share their edges exactly
+        # only cut pieces add vertices to a shared edge: clean them and the blocks around them (whole blocks
+        # share their edges exactly, being faces of one set of lines)
+        whole = np.isin(np.array([id(g) for g in geoms]), np.array([id(b) for b in blocks]))
+        if not whole.all():
+            cut = np.flatnonzero(~whole)
+            near = np.unique(np.r_[cut, STRtree(geoms).query(geoms[cut], predicate="intersects")[1]])
+            geoms[near] = shapely.coverage_clean(geoms[near])
+    out = {}
+    for idx in groups_of(owners):
+        out[owners[idx[0]]] = union_of_tiles(geoms[idx]) if len(idx) > 1 else geoms[idx[0]]
+    return out
+
+
+def edge_directions(blocks: np.ndarray, block: np.ndarray, xy: np.ndarray) -> np.ndarray:
+    """For each point of *xy* in its *block*: the unit direction of the nearest edge of that block (a street
+    axis), then that of the nearest edge more than 45° off it (the other street, at a corner); NaN where
+    there is none. ``(n, 4)``."""
+    out = np.full((len(xy), 4), np.nan)
+    pts = np.flatnonzero((block >= 0) & (block < len(blocks)))
+    if not len(pts):
+        return out
+    coords, ring = shapely.get_coordinates(shapely.boundary(blocks), return_index=True)
+    seg = np.flatnonzero(ring[1:] == ring[:-1])  # segment k: coords[k] → coords[k + 1], of block ring[k]
+    sblock = ring[seg]
+    order = np.argsort(sblock, kind="stable")
+    seg, sblock = seg[order], sblock[order]
+    start = np.searchsorted(sblock, np.arange(len(blocks)))
+    count = np.searchsorted(sblock, np.arange(len(blocks)), side="right") - start
+    b = block[pts]
+    n = count[b]
+    pi = np.repeat(np.arange(len(pts)), n)
+    k = seg[np.repeat(start[b], n) + np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n)]
+    d = coords[k + 1] - coords[k]
+    dist = segment_distance(coords[k], d, xy[pts[pi]])
+    u = d / np.maximum(np.hypot(*d.T), 1e-12)[:, None]
+    grp = np.cumsum(np.r_[True, pi[1:] != pi[:-1]]) - 1
+    best = _nearest_of_each(dist, grp)
+    out[pts[pi[best]], :2] = u[best]
+    # the nearest edge across that one (more than 45° from it): the other street at a corner
+    other = np.abs((u * u[best][grp]).sum(axis=1)) < np.cos(np.pi / 4)
+    pi2, grp2, d2, u2 = pi[other], grp[other], dist[other], u[other]
+    if len(pi2):
+        b2 = _nearest_of_each(d2, grp2)
+        out[pts[pi2[b2]], 2:] = u2[b2]
+    return out
+
+
+def _nearest_of_each(dist: np.ndarray, group: np.ndarray) -> np.ndarray:
+    """Index of the smallest *dist* of each *group* (the first of equals), groups in ascending order."""
+    o = np.lexsort((dist, group))
+    return o[np.r_[True, group[o][1:] != group[o][:-1]]]

@@ -1,0 +1,387 @@
+"""Detached pieces of a BV: strays handed out, pieces joined to their BV through the gap between them
+(or along the limits between BVs), and the fragments left handed to a neighbour.
+
+Official BVs are in one piece, so the land between two groups of a BV's addresses belongs to it unless
+another BV's addresses say otherwise (README, Method, steps 6–7). :func:`tessellation.tessellate_unit`
+calls :func:`clean_fragments` (strays), :func:`join_pieces`, then :func:`clean_fragments` again.
+"""
+
+from __future__ import annotations
+
+import heapq
+
+import numpy as np
+import shapely
+from shapely import STRtree
+
+from ._geometry import multipoint, polygon_parts, segment_distance, tidy
+from ._grid import box_pairs
+from .settings import Params
+
+
+def _main_part(parts: list, count: np.ndarray) -> int:
+    """The piece a BV keeps: the one with most of its addresses, then the largest."""
+    return max(range(len(parts)), key=lambda i: (count[i], parts[i].area))
+
+
+def _is_fragment(n: float, total: float, params: Params) -> bool:
+    """A detached piece holding this few of its BV's *total* addresses goes to a neighbour."""
+    return n <= params.fragment_max_addresses or n <= params.fragment_max_share * total
+
+
+def _own_counts(parts: list, xy: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Weight of the points of *xy* in each part (a point on an edge between two parts counts once)."""
+    counted = np.zeros(len(xy), dtype=bool)
+    out = np.zeros(len(parts))
+    for i, part in enumerate(parts):
+        inside = shapely.intersects_xy(part, xy[:, 0], xy[:, 1]) & ~counted
+        out[i] = weights[inside].sum()
+        counted |= inside
+    return out
+
+
+def _clearance(line, xy: np.ndarray, within: float = np.inf) -> float:
+    """Distance from *line* to the nearest point of *xy* (inf when there is none); for a polyline, points
+    farther than *within* may be left out (inf when none is nearer)."""
+    if shapely.get_num_coordinates(line) > 2:
+        x0, y0, x1, y1 = shapely.bounds(line)
+        near = _in_box(xy, (x0 - within, y0 - within), (x1 + within, y1 + within))
+        return float(shapely.distance(line, multipoint(near))) if len(near) else np.inf
+    if not len(xy):
+        return np.inf
+    a, b = shapely.get_coordinates(line)[[0, -1]]
+    return float(segment_distance(a[None], (b - a)[None], xy).min())
+
+
+def join_pieces(polygon, pieces: dict, xy: np.ndarray, labels: np.ndarray, weights: np.ndarray,
+                params: Params, passes: int = 3) -> dict:
+    """Join each detached piece of a BV to its main piece through the gap between them.
+
+    Official BVs are in one piece, so the land between two groups of a BV's addresses belongs to it unless
+    another BV's addresses say otherwise. The strip taken follows the shortest line between the pieces (or,
+    when that fails, one of a few other short lines, see :func:`_bridges`, then the shortest way along the
+    limits between BVs, see :func:`_limit_path`), at most ``join_max_gap`` long;
+    it is as wide as the line's clearance from other BVs' addresses (``join_min_width`` to
+    ``join_max_width``), so it takes none of them, and it is refused when a BV it crosses would fall into
+    more pieces holding more than a stray's addresses than it was in (a piece cut off goes to a neighbour,
+    as in :func:`clean_fragments`, and its addresses with it). BVs are joined in turn; a piece refused that
+    is more than a fragment (a fragment is handed out in any case) is tried again, up to *passes* times in
+    all, once a BV that refused its strips has changed: a later BV's join can open the way.
+    """
+    if params.join_max_gap <= 0 or len(pieces) < 2:
+        return pieces
+    before = pieces
+    pieces, changed = dict(pieces), False
+    refused: dict = {}  # (BV, piece) no strip joined → the BVs that refused its strips, as they were then
+    for k in range(passes):
+        joined_any = False
+        for lab in sorted(pieces):
+            joined_any |= _join_bv(polygon, pieces, lab, xy, labels, weights, params, refused, fragments=k == 0)
+        if not joined_any:
+            break
+        changed = True
+    if not changed:
+        return pieces
+    # strips were cut from several pieces one overlay at a time: make their shared edges identical again,
+    # among the pieces they changed and those around them (the others' edges are as they were)
+    labs = sorted(pieces)
+    geoms = np.array([pieces[lab] for lab in labs], dtype=object)
+    moved = np.array([pieces[lab] is not before[lab] for lab in labs])
+    near = np.zeros(len(labs), dtype=bool)
+    near[STRtree(geoms).query(geoms[moved], predicate="dwithin", distance=1e-6)[1]] = True
+    geoms[near] = [tidy(g) for g in shapely.coverage_clean(geoms[near])]
+    pieces = dict(zip(labs, geoms))
+    return clean_fragments(polygon, pieces, xy, labels, weights, params)
+
+
+def _join_bv(polygon, pieces: dict, lab, xy: np.ndarray, labels: np.ndarray, weights: np.ndarray,
+             params: Params, refused: dict, fragments: bool = True) -> bool:
+    """Join the detached pieces of BV *lab* to its main piece where a strip can (:func:`join_pieces`),
+    updating *pieces* in place; whether one was joined. *refused*: the pieces refused before, with the BVs
+    that refused their strips (:func:`_take`; hashes of their WKB); one is not tried again while those stay
+    as they were.
+    Without *fragments*, only pieces that are more than fragments are tried (a fragment goes to a
+    neighbour anyway, and keeps the BV whole)."""
+    own = labels == lab
+    others = None  # the other BVs' addresses, once a piece needs joining
+    tried: set = set()
+    joined_any = False
+    while True:
+        parts = polygon_parts(pieces[lab])
+        if len(parts) < 2:
+            break
+        count = _own_counts(parts, xy[own], weights[own])
+        main = _main_part(parts, count)
+        gaps = sorted((shapely.distance(parts[i], parts[main]), i) for i in range(len(parts))
+                      if i != main and (fragments or not _is_fragment(count[i], count.sum(), params)))
+        todo = [(d, i) for d, i in gaps if d <= params.join_max_gap and parts[i].wkb not in tried]
+        if not todo:
+            break
+        i = todo[0][1]
+        key = (lab, parts[i].wkb)
+        tried.add(key[1])
+        if key in refused and all(hash(pieces[b].wkb) == h for b, h in refused[key].items()):
+            continue  # refused before, and none of the BVs that refused its strips has changed since
+        others = xy[~own] if others is None else others
+        blocked = {lab}
+        for line, widest in _lines_to_main(pieces, parts[i], parts[main], others, params):
+            strip = _strip(polygon, line, others, params, widest)
+            if strip is None:
+                continue
+            joined = _take(pieces, lab, strip, xy, labels, weights, params, blocked)
+            if joined is not None:
+                pieces.update(joined)
+                joined_any = True
+                break
+        else:
+            refused[key] = {b: hash(pieces[b].wkb) for b in blocked}
+    return joined_any
+
+
+def _bridges(part, main, max_gap: float, tries: int = 6, step: float = 10.0) -> list:
+    """Lines that could join *part* to *main*: the shortest, then from other points of *part*'s outline
+    (at least *step* apart), shortest first, up to *max_gap* long."""
+    lines = [shapely.shortest_line(part, main)]
+    ring = shapely.get_coordinates(shapely.segmentize(shapely.get_exterior_ring(part), step))
+    pts = shapely.points(ring)
+    d = shapely.distance(pts, main)
+    chosen = [shapely.get_coordinates(lines[0])[0]]
+    for k in np.lexsort((ring[:, 1], ring[:, 0], d)):
+        if len(lines) >= tries or d[k] > max_gap:
+            break
+        if min(np.hypot(*(ring[k] - c)) for c in chosen) < step:
+            continue
+        chosen.append(ring[k])
+        lines.append(shapely.shortest_line(pts[k], main))
+    return lines
+
+
+def _lines_to_main(pieces: dict, part, main, others: np.ndarray, params: Params):
+    """``(line, widest strip)``: the straight lines of :func:`_bridges`, then, once they are all refused, the
+    shortest way along the limits between BVs (:func:`_limit_path`), as wide as it can be, then at the
+    narrowest (a wide strip along a limit can still cut a thin BV beside it)."""
+    for line in _bridges(part, main, params.join_max_gap):
+        yield line, params.join_max_width
+    path = _limit_path(pieces, part, main, others, params)
+    if path is not None:
+        yield path, params.join_max_width
+        yield path, params.join_min_width
+
+
+def _limit_path(pieces: dict, part, main, others: np.ndarray, params: Params):
+    """The shortest way from *part* to *main* along the limits between pieces (and the outline), at most
+    ``join_max_gap`` long and ``join_min_width`` clear of the points *others* (``None`` when there is none).
+
+    A strip along it takes a sliver of the BVs on either side and cuts none of them, where a straight strip
+    across a BV cuts it in two.
+    """
+    box = shapely.bounds(np.array([part, main], dtype=object))
+    reach = params.join_max_gap
+    x0, y0 = box[:, :2].min(axis=0) - reach
+    x1, y1 = box[:, 2:].max(axis=0) + reach
+    geoms = np.array(list(pieces.values()), dtype=object)
+    geoms = geoms[shapely.intersects(geoms, shapely.box(x0, y0, x1, y1))]
+    # the pieces tile the commune with identical shared edges: their outlines are already noded
+    coords, index = shapely.get_coordinates(shapely.boundary(geoms), return_index=True)
+    keys, node = np.unique(_coord_keys(coords), return_inverse=True)
+    step = np.flatnonzero(index[1:] == index[:-1])  # segments: consecutive vertices of one outline
+    a, b = np.minimum(node[step], node[step + 1]), np.maximum(node[step], node[step + 1])
+    step = step[np.sort(np.unique(a * len(keys) + b, return_index=True)[1])]  # a shared edge once
+    # a way at most *reach* long has every point q with d(q, part) + d(q, main) <= reach (boxes: a bound)
+    mid, half = (coords[step] + coords[step + 1]) / 2, np.hypot(*(coords[step + 1] - coords[step]).T) / 2
+    step = step[_box_distance(mid, box[0]) + _box_distance(mid, box[1]) - 2 * half <= reach]
+    if len(step):  # drop the limits too close to another BV's address for a strip
+        ends = np.r_[coords[step], coords[step + 1]]
+        near = _in_box(others, ends.min(axis=0) - params.join_min_width, ends.max(axis=0) + params.join_min_width)
+        if len(near):
+            step = step[_segment_clearance(coords[step], coords[step + 1], near, params.join_min_width)]
+    start, end = _nodes_of(part, keys), _nodes_of(main, keys)
+    if not len(step) or not len(start) or not len(end):
+        return None
+    # Dijkstra from every node of *part*'s outline to the first node of *main*'s (a few thousand edges)
+    length = np.hypot(*(coords[step + 1] - coords[step]).T)
+    # each node's neighbours in the order of its edges (as lists appended edge by edge would hold them),
+    # in flat arrays: a Python graph of a few thousand edges cost more than the search
+    tail, head = node[step], node[step + 1]
+    src, dst = np.c_[tail, head].ravel(), np.c_[head, tail].ravel()
+    order = np.argsort(src, kind="stable")
+    first = np.searchsorted(src[order], np.arange(len(keys) + 1)).tolist()
+    nbr, nbr_w = dst[order].tolist(), np.repeat(length, 2)[order].tolist()
+    goal = set(end.tolist())
+    dist = {u: 0.0 for u in start.tolist()}
+    prev: dict = {}
+    heap = [(0.0, u) for u in sorted(dist)]
+    while heap:
+        d, u = heapq.heappop(heap)
+        if d > dist[u]:
+            continue
+        if u in goal:
+            if d == 0:
+                return None  # the pieces touch
+            path = [u]
+            while path[-1] in prev:
+                path.append(prev[path[-1]])
+            k = keys[path[::-1]]
+            return shapely.LineString(np.c_[k.real, k.imag])
+        a, b = first[u], first[u + 1]
+        for v, w in zip(nbr[a:b], nbr_w[a:b]):
+            if d + w <= reach and d + w < dist.get(v, np.inf):
+                dist[v], prev[v] = d + w, u
+                heapq.heappush(heap, (d + w, v))
+    return None
+
+
+def _segment_clearance(p: np.ndarray, q: np.ndarray, xy: np.ndarray, width: float) -> np.ndarray:
+    """Whether each segment *p*–*q* is farther than *width* from every point of *xy*: a grid join of the
+    segments' boxes with the points, then the exact distance of each pair (no geometry objects)."""
+    lo, hi = np.minimum(p, q) - width, np.maximum(p, q) + width
+    seg, pt = box_pairs(np.c_[lo, hi], xy)
+    clear = np.ones(len(p), dtype=bool)
+    clear[seg[segment_distance(p[seg], q[seg] - p[seg], xy[pt]) <= width]] = False
+    return clear
+
+
+def _coord_keys(coords: np.ndarray) -> np.ndarray:
+    """One sortable value per vertex, equal for the same vertex: ``x + 1j * y``, rounded to the µm."""
+    return np.round(coords[:, 0], 6) + 1j * np.round(coords[:, 1], 6)
+
+
+def _nodes_of(geom, keys: np.ndarray) -> np.ndarray:
+    """Indices in the sorted *keys* (:func:`_coord_keys`) of the vertices of *geom*."""
+    k = _coord_keys(shapely.get_coordinates(geom))
+    i = np.minimum(np.searchsorted(keys, k), len(keys) - 1)
+    return np.unique(i[keys[i] == k])
+
+
+def _in_box(xy: np.ndarray, lo, hi) -> np.ndarray:
+    """The points of *xy* inside the rectangle from *lo* to *hi* (edges included)."""
+    return xy[((xy >= lo) & (xy <= hi)).all(axis=1)]
+
+
+def _box_distance(xy: np.ndarray, box: np.ndarray) -> np.ndarray:
+    """Distance from each point of *xy* to the rectangle *box* (``minx, miny, maxx, maxy``)."""
+    dx = np.maximum(np.maximum(box[0] - xy[:, 0], xy[:, 0] - box[2]), 0)
+    dy = np.maximum(np.maximum(box[1] - xy[:, 1], xy[:, 1] - box[3]), 0)
+    return np.hypot(dx, dy)
+
+
+def _strip(polygon, line, others: np.ndarray, params: Params, widest: float):
+    """The strip of land along *line*, as wide as its clearance from the points *others*, at most *widest*;
+    ``None`` when narrower than ``join_min_width``."""
+    width = min(_clearance(line, others, within=widest), widest)
+    if width < params.join_min_width:
+        return None
+    strip = shapely.intersection(shapely.buffer(line, width / 2), polygon)
+    return None if strip.is_empty else strip
+
+
+def _take(pieces: dict, lab, strip, xy: np.ndarray, labels: np.ndarray, weights: np.ndarray, params: Params,
+          blocked: set | None = None):
+    """Give *strip* to *lab*, taking it from the BVs it covers; ``None`` when that would leave one of them in
+    more pieces holding more than a stray's addresses than it was in already (:func:`_detached`: a piece cut
+    off is handed out by :func:`clean_fragments`, and its addresses with it). *blocked*, when given, receives
+    the BV that refused the strip (*lab* itself when the strip joins nothing)."""
+    out = dict(pieces)
+    gained = [pieces[lab]]
+    for other, g in pieces.items():
+        if other == lab or not shapely.intersects(g, strip):
+            continue
+        rest = tidy(shapely.difference(g, strip))
+        if rest.is_empty:
+            return _refused(blocked, other)
+        parts = polygon_parts(rest)
+        if len(parts) > 1:  # (a strip can cut a BV in two and take one of its fragments whole)
+            own = labels == other
+            now, had = (_detached(p, xy[own], weights[own], params) for p in (parts, polygon_parts(g)))
+            if now > had:
+                return _refused(blocked, other)
+        gained.append(shapely.intersection(g, strip))
+        out[other] = rest
+    merged = tidy(shapely.union_all(gained))
+    if len(polygon_parts(merged)) >= len(polygon_parts(pieces[lab])):
+        return _refused(blocked, lab)
+    out[lab] = merged
+    return out
+
+
+def _refused(blocked: set | None, lab) -> None:
+    if blocked is not None:
+        blocked.add(lab)
+    return None
+
+
+def _detached(parts: list, xy: np.ndarray, weights: np.ndarray, params: Params) -> int:
+    """How many of a BV's *parts* (its points *xy*) are detached pieces holding more than a stray's addresses
+    (``stray_max_addresses``): a strip that cuts such a piece off the BV hands its addresses to another."""
+    if len(parts) < 2:
+        return 0
+    count = _own_counts(parts, xy, weights)
+    main = _main_part(parts, count)
+    return sum(count[i] > params.stray_max_addresses for i in range(len(parts)) if i != main)
+
+
+def clean_fragments(polygon, pieces: dict, xy: np.ndarray, labels: np.ndarray, weights: np.ndarray,
+                    params: Params, passes: int = 3) -> dict:
+    """Give each detached piece of a BV that holds few addresses to the neighbour sharing its longest border.
+
+    A BV keeps its piece with the most addresses (then the largest). Pieces below ``sliver_area`` always
+    move. A piece with no neighbour in the commune (an island) stays where Voronoi put it.
+    """
+    parts, owner = [], []
+    for lab in sorted(pieces):
+        for p in polygon_parts(pieces[lab]):
+            parts.append(p)
+            owner.append(lab)
+    if len(parts) <= len(pieces):
+        return pieces
+    parts = np.array(parts, dtype=object)
+    owner = np.array(owner, dtype=labels.dtype)
+    area = shapely.area(parts)
+    tree = STRtree(parts)
+    addr = np.zeros(len(parts))
+    movable = []
+    for lab in pieces:
+        idx = np.flatnonzero(owner == lab)
+        if len(idx) < 2:
+            continue
+        own = labels == lab
+        addr[idx] = _own_counts(list(parts[idx]), xy[own], weights[own])
+        total = addr[idx].sum()
+        main = idx[_main_part(list(parts[idx]), addr[idx])]
+        for i in idx:
+            if i == main:
+                continue
+            few = _is_fragment(addr[i], total, params)
+            if few or area[i] < params.sliver_area:
+                movable.append(i)
+    if not movable:
+        return pieces
+    movable.sort(key=lambda i: (addr[i], area[i], str(owner[i]), parts[i].centroid.x, parts[i].centroid.y))
+    moved = False
+    for i in movable:
+        near = tree.query(parts[i], predicate="intersects")
+        near = [j for j in near if j != i and owner[j] != owner[i]]
+        if not near:
+            continue
+        ring = shapely.boundary(parts[i])
+        x0, y0, x1, y1 = shapely.bounds(ring)
+        shared = {}
+        for j in near:
+            # the neighbour cut to the piece's surroundings first: buffering a whole BV costs more than the rest
+            try:
+                near_j = shapely.clip_by_rect(parts[j], x0 - 1, y0 - 1, x1 + 1, y1 + 1)
+            except shapely.errors.GEOSException:  # GEOS can fail to rebuild a near-degenerate ring
+                near_j = parts[j]
+            shared[owner[j]] = shared.get(owner[j], 0.0) + shapely.length(
+                shapely.intersection(ring, shapely.boundary(near_j)))
+        best = max(sorted(shared), key=lambda lab: shared[lab])
+        if shared[best] > 0:
+            owner[i] = best
+            moved = True
+    out = {}
+    for lab in pieces:
+        idx = np.flatnonzero(owner == lab)
+        if len(idx):
+            out[lab] = shapely.union_all(parts[idx]) if len(idx) > 1 else parts[idx[0]]
+    # a piece given to a neighbour's piece that moves on in turn is left detached: again, a few times
+    return clean_fragments(polygon, out, xy, labels, weights, params, passes - 1) if moved and passes > 1 else out
