@@ -51,6 +51,24 @@ def cache_options(fn):
                         type=click.Path(file_okay=False), help="Download cache folder.")(fn)
 
 
+#: Params fields set as they are by an option of the same name (``--min-score`` → ``min_score``), with its help.
+PARAM_OPTIONS = {
+    "min_score": "Drop points with a geocoding score below this.",
+    "outside_tolerance": "Metres a point may lie outside its commune.",
+    "fragment_max_addresses": "A detached piece of a BV with at most this many addresses that could not be joined "
+                              "to it goes to a neighbour (where street-side guides apply; elsewhere only single "
+                              "addresses move).",
+    "join_max_gap": "A detached piece of a BV at most this many metres from the rest of it is joined to it through "
+                    "the gap, or along the limits between BVs, when no other BV's address lies there (0: never).",
+    "leftover_max_share": "A detached piece that could not be joined goes to a neighbour when it holds at most this "
+                          "share of its BV's addresses (1: every BV in one piece, at the price of the addresses "
+                          "given away; 0: fragments only; where guides apply).",
+    "straight_cut_depth": "Method streets: in a block shared by BVs that straight lines separate, the limits are "
+                          "those lines deeper inside the block than this many metres from the street axes (0: "
+                          "Voronoi throughout).",
+}
+
+
 def tessellation_options(fn):
     """Options of the point filters, the method and fragment cleaning, shared by build and demo; the command
     receives them as one ``params`` (:class:`Params`)."""
@@ -58,26 +76,8 @@ def tessellation_options(fn):
     opts = [
         click.option("--geo-types", default=",".join(d.geo_types), show_default=True,
                      help="geo_type values kept as seeds (comma-separated)."),
-        click.option("--min-score", type=float, default=d.min_score, show_default=True,
-                     help="Drop points with a geocoding score below this."),
-        click.option("--outside-tolerance", type=float, default=d.outside_tolerance, show_default=True,
-                     help="Metres a point may lie outside its commune."),
-        click.option("--fragment-max-addresses", type=int, default=d.fragment_max_addresses, show_default=True,
-                     help="A detached piece of a BV with at most this many addresses that could not be joined "
-                          "to it goes to a neighbour (where street-side guides apply; elsewhere only single "
-                          "addresses move)."),
-        click.option("--join-max-gap", type=float, default=d.join_max_gap, show_default=True,
-                     help="A detached piece of a BV at most this many metres from the rest of it is joined to "
-                          "it through the gap, or along the limits between BVs, when no other BV's address "
-                          "lies there (0: never)."),
-        click.option("--leftover-max-share", type=float, default=d.leftover_max_share, show_default=True,
-                     help="A detached piece that could not be joined goes to a neighbour when it holds at most "
-                          "this share of its BV's addresses (1: every BV in one piece, at the price of the "
-                          "addresses given away; 0: fragments only; where guides apply)."),
-        click.option("--straight-cut-depth", type=float, default=d.straight_cut_depth, show_default=True,
-                     help="Method streets: in a block shared by BVs that straight lines separate, the limits "
-                          "are those lines deeper inside the block than this many metres from the street axes "
-                          "(0: Voronoi throughout)."),
+        *(click.option("--" + name.replace("_", "-"), type=type(getattr(d, name)), default=getattr(d, name),
+                       show_default=True, help=text) for name, text in PARAM_OPTIONS.items()),
         click.option("--split-empty-blocks", "split_empty_blocks", is_flag=True,
                      help="Split every block without addresses among the BVs along its outline, never giving "
                           "it whole to the BV whose outline it rounds off."),
@@ -92,14 +92,10 @@ def tessellation_options(fn):
     ]
 
     @functools.wraps(fn)
-    def with_params(*args, geo_types, min_score, outside_tolerance, fragment_max_addresses, join_max_gap,
-                    leftover_max_share, straight_cut_depth, split_empty_blocks, method, no_guides,
-                    no_address_axes, jobs, **kwargs):
-        params = Params(geo_types=tuple(t.strip() for t in geo_types.split(",") if t.strip()), min_score=min_score,
-                        outside_tolerance=outside_tolerance, fragment_max_addresses=fragment_max_addresses,
-                        join_max_gap=join_max_gap, leftover_max_share=leftover_max_share,
-                        straight_cut_depth=straight_cut_depth, method=method,
-                        guides=not no_guides, address_axes=not no_address_axes, jobs=jobs)
+    def with_params(*args, geo_types, split_empty_blocks, method, no_guides, no_address_axes, jobs, **kwargs):
+        given = {name: kwargs.pop(name) for name in PARAM_OPTIONS}
+        params = Params(geo_types=tuple(t.strip() for t in geo_types.split(",") if t.strip()), method=method,
+                        guides=not no_guides, address_axes=not no_address_axes, jobs=jobs, **given)
         if split_empty_blocks:
             params = replace(params, empty_block_hull_margin=0.0, empty_block_hull_margin_small=0.0)
         return fn(*args, params=params, **kwargs)
