@@ -22,9 +22,7 @@ def hull_margins(params: Params) -> tuple:
     return params.empty_block_hull_margin_small, params.empty_block_small_area, params.empty_block_hull_margin
 
 
-
 HULL_MARGINS = hull_margins(Params())
-
 
 
 def _block_pairs(blocks: np.ndarray, xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -184,8 +182,8 @@ def _rounding_owner(blocks: np.ndarray, contested: list, geoms: np.ndarray, owne
     mine = np.flatnonzero(np.isin(owners, needed))
     xy, part = shapely.get_coordinates(shapely.convex_hull(geoms[mine]), return_index=True)
     which = np.searchsorted(needed, owners[mine][part])
-    order = np.argsort(which, kind="stable")
-    hulls = shapely.convex_hull(shapely.multipoints(xy[order], indices=which[order]))
+    by_label = np.argsort(which, kind="stable")
+    hulls = shapely.convex_hull(shapely.multipoints(xy[by_label], indices=which[by_label]))
     hull_xy = dict(zip(needed, (shapely.get_coordinates(h) for h in hulls)))
     hull_area = dict(zip(needed, shapely.area(hulls)))
     block_xy = [shapely.get_coordinates(blocks[b]) for b, _, _ in contested]
