@@ -1,6 +1,7 @@
 import os
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 import pytest
 import shapely
@@ -52,3 +53,14 @@ def roll_rows(rows, crs="EPSG:2154"):
         out.append({"bv": bv, "commune": com, "lon": repr(lon), "lat": repr(lat), "geo_type": gt,
                     "geo_score": str(sc), "count": str(n)})
     return pd.DataFrame(out)
+
+
+def assert_tiles(out: dict, polygon, exact=False) -> None:
+    """The geometries of *out* tile *polygon*: valid, no gap, no overlap; *exact*: shared edges noded alike
+    (split_blocks cleans what a cut leaves)."""
+    geoms = np.array(list(out.values()), dtype=object)
+    assert shapely.is_valid(geoms).all()
+    assert abs(shapely.area(geoms).sum() - polygon.area) < 1e-6
+    assert abs(shapely.union_all(geoms).area - polygon.area) < 1e-6
+    if exact:
+        assert shapely.coverage_is_valid(geoms)

@@ -4,6 +4,7 @@
 import numpy as np
 import shapely
 
+from conftest import assert_tiles
 from decoupage_bv.blocks import split_blocks
 
 
@@ -31,13 +32,6 @@ def _build(cells, outline, owner, margin):
     return split_blocks(outline, blocks, xy, labels, hull_margins=(margin, 1.0, margin))
 
 
-def _tiles(out, outline):
-    geoms = np.array(list(out.values()), dtype=object)
-    assert shapely.is_valid(geoms).all()
-    assert abs(shapely.area(geoms).sum() - outline.area) < 1e-6
-    assert abs(shapely.union_all(geoms).area - outline.area) < 1e-6
-
-
 def test_an_empty_block_in_a_bay_of_one_bv_goes_whole_to_it():
     # A holds the left column and the blocks above and below the empty middle one, which fills A's bay;
     # taken by B (the right column), it would stick out of B's outline: whole to A
@@ -47,7 +41,7 @@ def test_an_empty_block_in_a_bay_of_one_bv_goes_whole_to_it():
     split = _build(cells, outline, owner, margin=0.0)
     whole = _build(cells, outline, owner, margin=1.25)
     for out in (split, whole):
-        _tiles(out, outline)
+        assert_tiles(out, outline)
     bay = cells[(1, 1)]
     # split along its outline, B gets the stretch nearest its side
     assert shapely.intersection(split["B"], bay).area > 0.2 * bay.area
@@ -61,7 +55,7 @@ def test_an_empty_block_between_two_bvs_alike_is_split():
     cells, outline = _grid(3, 1)
     owner = {(0, 0): "A", (2, 0): "B"}
     out = _build(cells, outline, owner, margin=1.25)
-    _tiles(out, outline)
+    assert_tiles(out, outline)
     middle = cells[(1, 0)]
     for bv in ("A", "B"):
         assert abs(shapely.intersection(out[bv], middle).area - middle.area / 2) < 1.0
@@ -78,7 +72,7 @@ def test_a_small_empty_block_goes_whole_on_less_evidence():
         xy, labels = _addresses(cells, owner, side)
         blocks = np.array([cells[k] for k in sorted(cells)], dtype=object)
         out = split_blocks(outline, blocks, xy, labels)  # the default margins
-        _tiles(out, outline)
+        assert_tiles(out, outline)
         bay = cells[(1, 0)]
         assert (abs(shapely.intersection(out["A"], bay).area - bay.area) < 1e-6) == whole
         assert (shapely.intersection(out["B"], bay).area > 0.1 * bay.area) == (not whole)

@@ -3,6 +3,7 @@
 import numpy as np
 import shapely
 
+from conftest import assert_tiles
 from decoupage_bv import Params
 from decoupage_bv.blocks import _straight_cut, split_blocks
 from decoupage_bv.voronoi import voronoi_labels
@@ -13,16 +14,6 @@ BLOCK = shapely.box(0, 0, 120, 80)
 def _facade(x0, x1, y, step=4.0):
     x = np.arange(x0, x1 + 1e-9, step)
     return np.c_[x, np.full(len(x), y)]
-
-
-def _tiles(out: dict, block, exact=False) -> None:
-    """No gap, no overlap; *exact*: shared edges noded alike (split_blocks cleans what the cut leaves)."""
-    geoms = np.array(list(out.values()))
-    assert shapely.is_valid(geoms).all()
-    assert abs(shapely.area(geoms).sum() - block.area) < 1e-6
-    assert abs(shapely.union_all(geoms).area - block.area) < 1e-6
-    if exact:
-        assert shapely.coverage_is_valid(geoms)
 
 
 def _cut(xy, labels, depth=20.0):
@@ -37,7 +28,7 @@ def test_limit_is_the_widest_margin_line_in_the_core_of_the_block():
     b = np.r_[_facade(68, 116, 76), _facade(96, 116, 4)]
     xy, labels = np.r_[a, b], np.array([1] * len(a) + [2] * len(b))
     regions, out = _cut(xy, labels)
-    _tiles(out, BLOCK)
+    assert_tiles(out, BLOCK)
     assert shapely.intersects_xy(out[1], *a.T).all() and shapely.intersects_xy(out[2], *b.T).all()
     # the widest margin: the bisector of the closest points of the hulls, (44, 76)-(76, 4) and (68, 76)-(96, 4)
     hull_a, hull_b = shapely.convex_hull(shapely.multipoints(a)), shapely.convex_hull(shapely.multipoints(b))
@@ -80,7 +71,7 @@ def test_three_bvs_tile_the_block_and_keep_their_addresses():
     a, b, c = _facade(4, 36, 76), _facade(60, 116, 76), _facade(4, 116, 4, step=8.0)
     xy, labels = np.r_[a, b, c], np.array([1] * len(a) + [2] * len(b) + [3] * len(c))
     regions, out = _cut(xy, labels, depth=10.0)
-    _tiles(out, BLOCK)
+    assert_tiles(out, BLOCK)
     for lab, pts in ((1, a), (2, b), (3, c)):
         assert shapely.intersects_xy(out[lab], *pts.T).all()
     assert out is not regions
@@ -99,7 +90,7 @@ def test_split_blocks_straightens_mixed_blocks_only_when_asked():
     straight = split_blocks(outline, blocks, xy, labels, cut_depth=20.0)
     voronoi = split_blocks(outline, blocks, xy, labels, cut_depth=0.0)
     for out in (straight, voronoi):
-        _tiles(out, outline, exact=True)
+        assert_tiles(out, outline, exact=True)
         assert shapely.get_num_geometries(out[2]) == 1  # the whole right block joins B's part of the left one
     assert shapely.symmetric_difference(straight[1], voronoi[1]).area > 50
     # a commune that is one block (method voronoi) has no street axes for an outline: no straight cut
