@@ -1,6 +1,8 @@
 """Benchmarks: accuracy on both Paris dev sets, speed and peak memory of a build.
 
     python bench/bench.py accuracy     # paris_dev and paris2012_dev, 5 folds, plain / voronoi / streets
+    python bench/bench.py arrondissements  # the same folds, each arrondissement scored alone
+    python bench/bench.py where        # fold 0, streets: wrong area by class of block (empty, one BV, mixed…)
     python bench/bench.py noise        # paris_dev with 2 % of addresses moved 30 m and 1 % given a neighbouring BV
     python bench/bench.py cv           # cross-validated parameter choices (fragments, guides, joins) on all sets
     python bench/bench.py cv_guides    # its last part: guides' reach and spacing, empty blocks, strays handed out
@@ -202,6 +204,11 @@ def _build(method: str, train: pd.DataFrame, com: str, **params):
     return build(train, com, params=p, streets=STREETS if method == "streets" else None).polygons
 
 
+def _folds(roll: pd.DataFrame, folds: int = 5, seed: int = 0) -> np.ndarray:
+    """The fold of each address: the same draw for every case, so that their figures compare."""
+    return np.random.default_rng(seed).integers(0, folds, size=len(roll))
+
+
 def kfold(name: str, method: str, folds: int = 5, seed: int = 0, noise: bool = False, **params) -> dict:
     """K-fold: each fold leaves out 1/k of the addresses (20 % for k = 5), builds from the rest, scores the
     polygons against the official ones and the left-out addresses. With *noise*, the addresses built from
@@ -210,7 +217,7 @@ def kfold(name: str, method: str, folds: int = 5, seed: int = 0, noise: bool = F
 
     check_no_leak(name)
     roll, official, com = _dev(name)
-    fold = np.random.default_rng(seed).integers(0, folds, size=len(roll))
+    fold = _folds(roll, folds, seed)
     scores = []
     for k in range(folds):
         train = add_noise(roll[fold != k], seed=seed + k) if noise else roll[fold != k]
@@ -228,6 +235,101 @@ def kfold(name: str, method: str, folds: int = 5, seed: int = 0, noise: bool = F
 
 
 METHODS = ("plain", "voronoi", "streets")
+
+
+def case_arrondissements(method: str, folds: int = 5) -> list:
+    """Each arrondissement of both dev sets scored alone, on the folds of ``accuracy``: area and left-out
+    accuracy (electors on the real list, addresses on paris_dev) per arrondissement and method, mean over
+    folds: where a method loses to plain, and how the 10e, the most like the held-out arrondissements, fares."""
+    import geopandas as gpd
+
+    from decoupage_bv.evaluate import evaluate
+
+    out = []
+    methods = METHODS if method == "all" else [method]
+    for name in DEV_SETS:
+        check_no_leak(name)
+        roll, official, com = _dev(name)
+        off = gpd.read_file(official)
+        fold = _folds(roll, folds)
+        measure = "elector_accuracy" if "electors" in roll else "address_accuracy"
+        scores: dict = {}
+        for k in range(folds):
+            train, test = roll[fold != k], roll[fold == k]
+            for m in methods:
+                built = _build(m, train, com, jobs=1)
+                for code in sorted(off["code_insee"].unique()):
+                    e = evaluate(built[built["code_insee"] == code], off[off["code_insee"] == code],
+                                 test_addresses=test[test["commune"] == code])
+                    scores.setdefault((code, m), []).append((e["area_agreement"], e[measure]))
+        for (code, m), v in sorted(scores.items(), key=lambda kv: (kv[0][0], METHODS.index(kv[0][1]))):
+            a = np.array(v)
+            out.append({"case": f"{name}_by_arrondissement", "method": m, "code": code,
+                        "area_agreement": round(float(a[:, 0].mean()), 4), measure: round(float(a[:, 1].mean()), 4)})
+    return out
+
+
+def case_where(method: str) -> list:
+    """Where the wrong area is: fold 0 of each dev set (``streets``, or *method*), the blocks of the City of
+    Paris axes classed by the addresses built from (``empty``; ``one`` BV; ``two_apart``, two BVs whose
+    convex hulls are apart, which a straight line separates; ``two_mixed``, two whose hulls overlap;
+    ``three``, three or more): each class's share of the area and its points of wrong area (100 × wrong m² /
+    all m²), pooled and for each arrondissement."""
+    import geopandas as gpd
+    import shapely
+
+    from decoupage_bv.blocks import block_of
+    from decoupage_bv.evaluate import bv_keys
+    from decoupage_bv.streets import enclosures, read_streets
+
+    method = "streets" if method == "all" else method
+    lines = read_streets(STREETS, "EPSG:2154")
+    out = []
+    for name in DEV_SETS:
+        check_no_leak(name)
+        roll, official, com = _dev(name)
+        train = roll[_folds(roll) != 0]
+        pred = gpd.GeoDataFrame(_build(method, train, com, jobs=1), geometry="geometry").to_crs(2154)
+        pred["pr"] = bv_keys(pred)
+        off = gpd.read_file(official).to_crs(2154)
+        off["of"] = bv_keys(off)
+        off = off.dissolve("of", as_index=False)
+        xy = gpd.GeoSeries(gpd.points_from_xy(train["lon"].astype(float), train["lat"].astype(float)),
+                           crs=4326).to_crs(2154)
+        xy = shapely.get_coordinates(xy.values)
+        key = (train["commune"] + "_" + train["bv"].str.split("_").str[1].astype(int).astype(str)).to_numpy()
+        rows = []
+        for code, outline in zip(*gpd.read_file(com).to_crs(2154)[["code", "geometry"]].to_numpy().T):
+            blocks = enclosures(outline, lines)
+            mine = (train["commune"] == code).to_numpy()
+            blk = block_of(blocks, xy[mine], -1)
+            for b, geom in enumerate(blocks):
+                pts, labs = xy[mine][blk == b], key[mine][blk == b]
+                bvs = np.unique(labs)
+                if len(bvs) == 0:
+                    cls = "empty"
+                elif len(bvs) == 1:
+                    cls = "one"
+                elif len(bvs) == 2:
+                    hulls = [shapely.convex_hull(shapely.multipoints(pts[labs == v])) for v in bvs]
+                    cls = "two_mixed" if shapely.intersects(*hulls) else "two_apart"
+                else:
+                    cls = "three"
+                rows.append((code, cls, geom))
+        classed = gpd.GeoDataFrame(pd.DataFrame(rows, columns=["code", "cls", "geometry"]), crs=2154)
+        x = gpd.overlay(gpd.overlay(classed, pred[["pr", "geometry"]], keep_geom_type=True),
+                        off[["of", "geometry"]], keep_geom_type=True)
+        x["m2"], x["wrong"] = x.area, x.area.where(x["pr"] != x["of"], 0.0)
+        for code, part in [("all", x)] + list(x.groupby("code")):
+            total = part["m2"].sum()
+            by = part.groupby("cls")[["m2", "wrong"]].sum()
+            row = {"case": f"{name}_where", "method": method, "code": code,
+                   "wrong_points": round(100 * float(part["wrong"].sum() / total), 2)}
+            for cls in ("empty", "one", "two_apart", "two_mixed", "three"):
+                if cls in by.index:
+                    row[cls] = [round(float(by.loc[cls, "m2"] / total), 3), round(100 * float(by.loc[cls, "wrong"] / total), 2)]
+            out.append(row)
+    return out
 
 
 def case_accuracy(method: str) -> list:
@@ -615,6 +717,7 @@ CASES = {"paris": case_paris, "dept31": case_dept31, "accuracy": case_accuracy, 
          "cv": case_cv, "cv_guides": case_cv_guides, "cv_axes": case_cv_axes, "cv_handout": case_cv_handout,
          "cv_blocks": case_cv_blocks, "cv_leftover": case_cv_leftover, "cv_joins": case_cv_joins,
          "cv_extension": case_cv_extension, "cv_empty": case_cv_empty,
+         "arrondissements": case_arrondissements, "where": case_where,
          "speed": case_speed,
          "suburbs": case_suburbs, "france": case_france,
          "france_small": lambda method: case_france(method, sizes=(1, 4, 16))}
