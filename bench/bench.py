@@ -526,14 +526,20 @@ def case_cv_handout(method: str) -> list:
 
 
 def case_cv_leftover(method: str) -> list:
-    """How much of a detached piece that could not be joined is handed out (``leftover_max_share``), against
-    the issue's per-commune suburban targets (at most 2 % of BVs in pieces, never below plain Voronoi): the
-    Val-de-Marne lists commune by commune, and ``voronoi`` on both dev sets (``streets`` leaves no piece
-    there to hand out)."""
+    """How much of a detached piece that could not be joined is handed out (``leftover_max_share``), and how
+    much of another BV a join may cut off (``join_cut_off_share``), against the issue's per-commune suburban
+    targets (at most 2 % of BVs in pieces, never below plain Voronoi): the Val-de-Marne lists commune by
+    commune, and both dev sets (``streets`` leaves nearly no piece there to hand out)."""
     rows = []
     for share in (0.0, 0.2, 0.35, 1.0):
         rows += case_suburbs("guides", leftover_max_share=share)
         rows += [kfold(name, "voronoi", leftover_max_share=share) for name in DEV_SETS]
+    # joins that cut off a few of another BV's addresses (join_cut_off_share), alone and before every piece
+    # is handed out
+    for g in (dict(join_cut_off_share=0.2), dict(join_cut_off_share=0.5),
+              dict(leftover_max_share=1.0, join_cut_off_share=0.5), dict(leftover_max_share=1.0, join_cut_off_share=1.0)):
+        rows += case_suburbs("guides", **g)
+        rows += [kfold(name, m, **g) for name in DEV_SETS for m in ("voronoi", "streets")]
     return rows
 
 

@@ -307,3 +307,42 @@ def test_a_strip_does_not_cut_off_another_bvs_addresses(monkeypatch):
 
     monkeypatch.setattr(joins, "_detached", before)
     assert bv_of_bichat() == {"0017"}
+
+
+def _dumbbell():
+    # A's two halves joined only through the corridor at mid-height, which crosses B's wall at x = 150;
+    # B has 18 addresses above the corridor and 2 below it
+    outline = shapely.union_all([shapely.box(0, 0, 60, 100), shapely.box(60, 45, 240, 55),
+                                 shapely.box(240, 0, 300, 100), shapely.box(145, 0, 155, 100)])
+    a = np.r_[_grid(0, 50, 0, 100), _grid(250, 300, 0, 100)]
+    b = np.c_[np.full(20, 150.0), np.r_[np.arange(60, 100, 5.0) + 2.5, np.arange(60, 100, 4.0) + 1.0, [10.0, 20.0]]]
+    b = b[np.argsort(b[:, 1])]
+    labels = np.array([1] * len(a) + [2] * len(b))
+    return outline, np.r_[a, b], labels, b
+
+
+def test_a_strip_may_cut_off_a_few_addresses_to_join_a_much_larger_piece():
+    outline, xy, labels, b = _dumbbell()
+
+    def run(guided=True, **params):
+        g = dict(guide_xy=xy, guide_labels=labels) if guided else {}
+        out = tessellate_unit(outline, xy, labels, np.ones(len(labels)), Params(jobs=1, join_max_gap=200, **params), **g)
+        assert shapely.coverage_is_valid(np.array(list(out.values())))
+        assert abs(sum(g.area for g in out.values()) - outline.area) < 1e-6
+        return out
+
+    # by default the strip would cut B's two lower addresses off it: refused, A stays in two pieces
+    out = run()
+    assert _parts(out[1]) == 2 and _parts(out[2]) == 1
+    # they are 2 of the 231 addresses of A's piece: with a cut-off share of 0.05 the strip is taken, and the
+    # piece cut off B goes to the BV sharing its longest border (A), so both BVs are whole
+    out = run(join_cut_off_share=0.05)
+    assert _parts(out[1]) == 1 and _parts(out[2]) == 1
+    low = b[b[:, 1] < 45]
+    assert shapely.intersects_xy(out[1], low[:, 0], low[:, 1]).all()
+    high = b[b[:, 1] > 55]
+    assert shapely.intersects_xy(out[2], high[:, 0], high[:, 1]).all()
+    # a share too small for two addresses (0.008 × 231 < 2) still refuses it
+    assert _parts(run(join_cut_off_share=0.008)[1]) == 2
+    # without street-side guides nothing tells a cluster from an enclave: no address is given away
+    assert _parts(run(guided=False, join_cut_off_share=0.05)[1]) == 2

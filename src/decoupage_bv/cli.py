@@ -63,6 +63,9 @@ PARAM_OPTIONS = {
     "leftover_max_share": "A detached piece that could not be joined goes to a neighbour when it holds at most this "
                           "share of its BV's addresses (1: every BV in one piece, at the price of the addresses "
                           "given away; 0: fragments only; where guides apply).",
+    "join_cut_off_share": "A join's strip may cut off pieces of the BVs it crosses holding, all together, at most "
+                          "this share of the joined piece's addresses; they go to a neighbour (0: never; with "
+                          "--leftover-max-share 1, 0.5 gives fewer addresses away; where guides apply).",
     "straight_cut_depth": "Method streets: in a block shared by BVs that straight lines separate, the limits are "
                           "those lines deeper inside the block than this many metres from the street axes (0: "
                           "Voronoi throughout).",
@@ -130,7 +133,7 @@ class BuildCommand(SectionedCommand):
                          "commune_code_column", "commune_name_column", "geocode_columns", "geocoder_url"], "Inputs"),
         "outputs": "Outputs",
         **dict.fromkeys(["method", "streets", "osm_streets", "no_guides", "no_address_axes", "fragment_max_addresses",
-                         "join_max_gap",
+                         "join_max_gap", "join_cut_off_share",
                          "leftover_max_share", "straight_cut_depth", "split_empty_blocks", "jobs"], "Method"),
         **dict.fromkeys(["geo_types", "min_score", "outside_tolerance"], "Point filters"),
         **dict.fromkeys(["cache", "offline"], "Download and cache"),

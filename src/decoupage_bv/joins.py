@@ -128,7 +128,8 @@ def _join_bv(polygon, pieces: dict, lab, xy: np.ndarray, labels: np.ndarray, wei
             strip = _strip(polygon, line, others, params, widest)
             if strip is None:
                 continue
-            joined = _take(pieces, lab, strip, xy, labels, weights, params, blocked)
+            joined = _take(pieces, lab, strip, xy, labels, weights, params, blocked,
+                           allowance=params.join_cut_off_share * count[i])
             if joined is not None:
                 pieces.update(joined)
                 joined_any = True
@@ -276,13 +277,16 @@ def _strip(polygon, line, others: np.ndarray, params: Params, widest: float):
 
 
 def _take(pieces: dict, lab, strip, xy: np.ndarray, labels: np.ndarray, weights: np.ndarray, params: Params,
-          blocked: set | None = None):
+          blocked: set | None = None, allowance: float = 0.0):
     """Give *strip* to *lab*, taking it from the BVs it covers; ``None`` when that would leave one of them in
     more pieces holding more than a stray's addresses than it was in already (:func:`_detached`: a piece cut
-    off is handed out by :func:`clean_fragments`, and its addresses with it). *blocked*, when given, receives
-    the BV that refused the strip (*lab* itself when the strip joins nothing)."""
+    off is handed out by :func:`clean_fragments`, and its addresses with it), unless the pieces it cuts off
+    hold, all together, at most *allowance* addresses (``join_cut_off_share`` of the joined piece's): those
+    go at once to the neighbour sharing their longest border. *blocked*, when given, receives the BV that
+    refused the strip (*lab* itself when the strip joins nothing)."""
     out = dict(pieces)
     gained = [pieces[lab]]
+    cut, spent = [], 0.0  # the pieces cut off other BVs, handed out once the strip is taken
     for other, g in pieces.items():
         if other == lab or not shapely.intersects(g, strip):
             continue
@@ -292,16 +296,59 @@ def _take(pieces: dict, lab, strip, xy: np.ndarray, labels: np.ndarray, weights:
         parts = polygon_parts(rest)
         if len(parts) > 1:  # (a strip can cut a BV in two and take one of its fragments whole)
             own = labels == other
-            now, had = (_detached(p, xy[own], weights[own], params) for p in (parts, polygon_parts(g)))
+            before = polygon_parts(g)
+            now, had = (_detached(p, xy[own], weights[own], params) for p in (parts, before))
             if now > had:
-                return _refused(blocked, other)
+                if allowance <= 0:
+                    return _refused(blocked, other)
+                off = _cut_off(parts, before, xy[own], weights[own], params)
+                spent += sum(w for _, w in off)
+                if not off or spent > allowance:
+                    return _refused(blocked, other)
+                cut += [(other, p) for p, _ in off]
+                rest = tidy(shapely.union_all([p for p in parts if not any(p is q for q, _ in off)]))
         gained.append(shapely.intersection(g, strip))
         out[other] = rest
     merged = tidy(shapely.union_all(gained))
     if len(polygon_parts(merged)) >= len(polygon_parts(pieces[lab])):
         return _refused(blocked, lab)
     out[lab] = merged
+    for other, part in cut:
+        _hand_out(out, other, part)
     return out
+
+
+def _cut_off(parts: list, before: list, xy: np.ndarray, weights: np.ndarray, params: Params) -> list:
+    """``(part, addresses)`` of the *parts* of a BV (its points *xy*) that a strip cut off its main piece and
+    that hold more than a stray's addresses (those already detached before, in *before*, are not counted)."""
+    count = _own_counts(parts, xy, weights)
+    main = _main_part(parts, count)
+    was = before[_main_part(before, _own_counts(before, xy, weights))]
+    return [(parts[i], float(count[i])) for i in range(len(parts)) if i != main
+            and count[i] > params.stray_max_addresses and shapely.area(shapely.intersection(parts[i], was)) > 0]
+
+
+def _hand_out(pieces: dict, lab, part) -> None:
+    """Give *part* (cut off BV *lab*) to the BV sharing its longest border, in place (the strip's overlays
+    leave shared edges a hair apart: measured within 1 µm)."""
+    ring = shapely.boundary(part)
+    shared = {o: shapely.length(shapely.intersection(ring, shapely.buffer(_around(g, ring), 1e-6)))
+              for o, g in pieces.items() if o != lab and shapely.intersects(g, part)}
+    if not shared:
+        pieces[lab] = tidy(shapely.union(pieces[lab], part))  # nowhere else to go: it stays
+        return
+    best = max(sorted(shared), key=lambda o: shared[o])
+    pieces[best] = tidy(shapely.union(pieces[best], part))
+
+
+def _around(geom, ring):
+    """*geom* cut to the surroundings of *ring* (1 m around its box): buffering or intersecting a whole BV
+    costs more than the rest."""
+    x0, y0, x1, y1 = shapely.bounds(ring)
+    try:
+        return shapely.clip_by_rect(geom, x0 - 1, y0 - 1, x1 + 1, y1 + 1)
+    except shapely.errors.GEOSException:  # GEOS can fail to rebuild a near-degenerate ring
+        return geom
 
 
 def _refused(blocked: set | None, lab) -> None:
@@ -364,16 +411,10 @@ def clean_fragments(polygon, pieces: dict, xy: np.ndarray, labels: np.ndarray, w
         if not near:
             continue
         ring = shapely.boundary(parts[i])
-        x0, y0, x1, y1 = shapely.bounds(ring)
         shared = {}
         for j in near:
-            # the neighbour cut to the piece's surroundings first: buffering a whole BV costs more than the rest
-            try:
-                near_j = shapely.clip_by_rect(parts[j], x0 - 1, y0 - 1, x1 + 1, y1 + 1)
-            except shapely.errors.GEOSException:  # GEOS can fail to rebuild a near-degenerate ring
-                near_j = parts[j]
             shared[owner[j]] = shared.get(owner[j], 0.0) + shapely.length(
-                shapely.intersection(ring, shapely.boundary(near_j)))
+                shapely.intersection(ring, shapely.boundary(_around(parts[j], ring))))
         best = max(sorted(shared), key=lambda lab: shared[lab])
         if shared[best] > 0:
             owner[i] = best

@@ -46,6 +46,10 @@ class Params:
     #: (cross-validated on both dev sets, the noisy roll and the Val-de-Marne lists, bench/). A join's strip
     #: may cut off another BV no more than this many of its addresses (they would be handed out with them).
     stray_max_addresses: int = 1
+    #: A join's strip may also cut off pieces of the BVs it crosses holding, all together, at most this share
+    #: of the joined piece's addresses: they go to the neighbour sharing their longest border (0 = never,
+    #: only a stray's addresses, above; bench/).
+    join_cut_off_share: float = 0.0
     #: A block without addresses is split among the pieces around it by the Voronoi cells of its outline,
     #: sampled every this many metres (2 to 16 m give the same scores on both dev sets, bench/).
     empty_block_step: float = 6.0

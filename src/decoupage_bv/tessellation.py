@@ -54,7 +54,7 @@ def tessellate_unit(polygon, xy: np.ndarray, labels: np.ndarray, weights: np.nda
                           params.straight_cut_depth, hull_margins(params))
     strays = replace(params, fragment_max_addresses=params.stray_max_addresses, fragment_max_share=0.0)
     if guide_xy is None or not len(guide_xy):
-        params = replace(strays, leftover_max_share=0.0)
+        params = replace(strays, leftover_max_share=0.0, join_cut_off_share=0.0)
     if len(pieces) > 1:
         # strays go first; with guides, larger pieces are joined to their BV when they can be, before the
         # fragments and leftovers among them are handed out
