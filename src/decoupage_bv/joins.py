@@ -329,8 +329,8 @@ def _cut_off(parts: list, before: list, xy: np.ndarray, weights: np.ndarray, par
 
 
 def _hand_out(pieces: dict, lab, part) -> None:
-    """Give *part* (cut off BV *lab*) to the BV sharing its longest border, in place (the strip's overlays
-    leave shared edges a hair apart: measured within 1 µm)."""
+    """Give *part* (cut off BV *lab*) to the BV sharing its longest border, in place (borders within 1 µm:
+    the strip's overlays can leave shared edges a hair apart)."""
     ring = shapely.boundary(part)
     shared = {o: shapely.length(shapely.intersection(ring, shapely.buffer(_around(g, ring), 1e-6)))
               for o, g in pieces.items() if o != lab and shapely.intersects(g, part)}
