@@ -572,12 +572,16 @@ def case_cv_joins(method: str) -> list:
 def case_cv_empty(method: str) -> list:
     """Blocks without addresses given whole to the BV whose outline they round off (Method, step 4): off
     (split along the outline), one margin for every block (0.75, 1.0, 1.25, 1.5), and 0.75 under 1 or 2 ha
-    with 1.25 above (the default: under 1 ha); ``streets`` on both dev sets with two draws of folds, and the
-    noisy roll (blocks drawn from the addresses' axes are nearly all addressed: ``voronoi`` and the
-    Val-de-Marne lists hardly move, ``suburbs`` checks them)."""
-    grid = [dict(empty_block_hull_margin=m, empty_block_hull_margin_small=m) for m in (0.0, 0.75, 1.0, 1.25, 1.5)]
-    grid += [dict(empty_block_hull_margin=1.25, empty_block_hull_margin_small=0.75, empty_block_small_area=a)
-             for a in (10_000.0, 20_000.0)]
+    with 1.25 above (the default: under 1 ha), all of any shape; then the default margins with long thin
+    blocks always split (least roundness 4πA/P² 0.15 to 0.6; the default 0.3); ``streets`` on both dev sets
+    with two draws of folds, and the noisy roll (blocks drawn from the addresses' axes are nearly all
+    addressed: ``voronoi`` and the Val-de-Marne lists hardly move, ``suburbs`` checks them)."""
+    grid = [dict(empty_block_hull_margin=m, empty_block_hull_margin_small=m, empty_block_min_roundness=0.0)
+            for m in (0.0, 0.75, 1.0, 1.25, 1.5)]
+    grid += [dict(empty_block_hull_margin=1.25, empty_block_hull_margin_small=0.75, empty_block_small_area=a,
+                  empty_block_min_roundness=0.0) for a in (10_000.0, 20_000.0)]
+    # long thin blocks (rivers, rail cuttings, medians) always split: the least roundness 4πA/P²
+    grid += [dict(empty_block_min_roundness=r) for r in (0.15, 0.3, 0.45, 0.6)]
     rows = []
     for g in grid:
         rows += [kfold(name, "streets", seed=seed, **g) for seed in (0, 1) for name in DEV_SETS]

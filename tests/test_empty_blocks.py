@@ -50,6 +50,28 @@ def test_an_empty_block_in_a_bay_of_one_bv_goes_whole_to_it():
     assert shapely.get_num_geometries(whole["A"]) == 1 and shapely.get_num_geometries(whole["B"]) == 1
 
 
+def test_a_long_thin_empty_block_is_split_even_in_a_bay():
+    # the bay of the first test, but the empty middle block is a strip 8 m high (a median, a river stretch, a
+    # rail cutting: 4πA/P² 0.22): it is shared by the BVs along it; 100 m high (0.79) it goes whole to A
+    for height, whole in ((8.0, False), (100.0, True)):
+        ys = [0.0, 100.0, 100.0 + height, 200.0 + height]
+        cells = {(i, j): shapely.box(i * 100.0, ys[j], (i + 1) * 100.0, ys[j + 1]) for i in range(3) for j in range(3)}
+        outline = shapely.box(0, 0, 300.0, ys[-1])
+        owner = {(0, 0): "A", (0, 1): "A", (0, 2): "A", (1, 0): "A", (1, 2): "A",
+                 (2, 0): "B", (2, 1): "B", (2, 2): "B"}
+        xy = np.array([(x0 + fx * (x1 - x0), y0 + fy * (y1 - y0)) for k, bv in sorted(owner.items())
+                       for x0, y0, x1, y1 in [cells[k].bounds]
+                       for fx, fy in ((0.1, 0.5), (0.9, 0.5), (0.5, 0.1), (0.5, 0.9))])
+        labels = np.repeat([bv for _, bv in sorted(owner.items())], 4)
+        blocks = np.array([cells[k] for k in sorted(cells)], dtype=object)
+        out = split_blocks(outline, blocks, xy, labels)  # the default margins and roundness
+        assert_tiles(out, outline)
+        middle = cells[(1, 1)]
+        # split along its outline, B takes the end of the strip that meets its side
+        assert (abs(shapely.intersection(out["A"], middle).area - middle.area) < 1e-6) == whole
+        assert (shapely.intersection(out["B"], middle).area > 10.0) == (not whole)
+
+
 def test_an_empty_block_between_two_bvs_alike_is_split():
     # one row: A | empty | B, symmetric: neither hull is rounded off by taking it, so the split stands
     cells, outline = _grid(3, 1)

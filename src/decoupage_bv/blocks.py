@@ -17,9 +17,10 @@ from .voronoi import dedupe, groups_of, voronoi_labels, voronoi_labels_many
 
 
 def hull_margins(params: Params) -> tuple:
-    """``(margin below an area, that area (m²), margin above)``: when a block without addresses goes whole to
-    the BV whose outline it rounds off (:func:`_rounding_owner`)."""
-    return params.empty_block_hull_margin_small, params.empty_block_small_area, params.empty_block_hull_margin
+    """``(margin below an area, that area (m²), margin above, least roundness)``: when a block without
+    addresses goes whole to the BV whose outline it rounds off (:func:`_rounding_owner`)."""
+    return (params.empty_block_hull_margin_small, params.empty_block_small_area, params.empty_block_hull_margin,
+            params.empty_block_min_roundness)
 
 
 HULL_MARGINS = hull_margins(Params())
@@ -171,10 +172,13 @@ def _rounding_owner(blocks: np.ndarray, contested: list, geoms: np.ndarray, owne
     often the one whose outline it rounds off: the BV whose convex hull grows least, beyond the block's own
     area, by taking it (below zero when the block fills a bay of that BV). The block goes whole to it when
     the next BV's hull would grow by more than a margin times the block's area beyond that; else the split
-    along the outline stands (cross-validated, bench/). *margins*: ``(margin below an area, that area (m²),
-    margin above)``; a margin ≤ 0: always split.
+    along the outline stands (cross-validated, bench/). A long thin block (its 4πA/P² below the least
+    roundness: a stretch of river, a rail cutting, a median strip) is always split: it is shared by the BVs
+    along it. *margins*: ``(margin below an area, that area (m²), margin above[, least roundness])``; a
+    margin ≤ 0: always split.
     """
-    small_margin, small_area, margin = margins
+    small_margin, small_area, margin = margins[:3]
+    roundness = margins[3] if len(margins) > 3 else 0.0
     if (margin <= 0 and small_margin <= 0) or not contested:
         return [None] * len(contested)
     labs = [np.unique(ring_labels) for _, _, ring_labels in contested]
@@ -197,7 +201,9 @@ def _rounding_owner(blocks: np.ndarray, contested: list, geoms: np.ndarray, owne
         k += len(ls)
         order = np.lexsort((np.arange(len(ls)), growth))
         m = small_margin if area < small_area else margin
-        out.append(ls[order[0]] if m > 0 and area > 0 and growth[order[1]] - growth[order[0]] > m * area else None)
+        round_enough = 4 * np.pi * area >= roundness * blocks[b].length ** 2
+        out.append(ls[order[0]] if m > 0 and area > 0 and round_enough
+                   and growth[order[1]] - growth[order[0]] > m * area else None)
     return out
 
 

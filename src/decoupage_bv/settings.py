@@ -61,6 +61,9 @@ class Params:
     #: the block, the less often an official limit cuts it.
     empty_block_hull_margin_small: float = 0.75
     empty_block_small_area: float = 10_000.0
+    #: … and only when it is round enough, its 4πA/P² at least this: a long thin block (a stretch of river, a
+    #: rail cutting, a median strip) is shared by the BVs along it (0 = any shape; cross-validated, bench/).
+    empty_block_min_roundness: float = 0.3
     #: In a block split among BVs that straight lines separate (their addresses' convex hulls are apart), the
     #: limits are those lines (of widest margin) deeper inside the block than this from its outline, the
     #: street axes; nearer, where addresses are, the Voronoi split stays (m; 0 = Voronoi throughout;
