@@ -5,7 +5,7 @@ import numpy as np
 import shapely
 
 from conftest import assert_tiles
-from decoupage_bv.blocks import split_blocks
+from decoupage_bv.blocks import HullMargins, split_blocks
 
 
 def _grid(blocks_x, blocks_y, side=100.0):
@@ -29,7 +29,7 @@ def _addresses(cells, owner, side=100.0):
 def _build(cells, outline, owner, margin):
     xy, labels = _addresses(cells, owner)
     blocks = np.array([cells[k] for k in sorted(cells)], dtype=object)
-    return split_blocks(outline, blocks, xy, labels, hull_margins=(margin, 1.0, margin))
+    return split_blocks(outline, blocks, xy, labels, hull_margins=HullMargins(margin, 1.0, margin))
 
 
 def test_an_empty_block_in_a_bay_of_one_bv_goes_whole_to_it():

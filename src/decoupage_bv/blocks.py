@@ -6,6 +6,8 @@ to the BV whose outline it rounds off (README, Method, step 4).
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import shapely
 from shapely import STRtree
@@ -16,11 +18,19 @@ from .settings import Params
 from .voronoi import dedupe, groups_of, voronoi_labels, voronoi_labels_many
 
 
-def hull_margins(params: Params) -> tuple:
-    """``(margin below an area, that area (m²), margin above, least roundness)``: when a block without
-    addresses goes whole to the BV whose outline it rounds off (:func:`_rounding_owner`)."""
-    return (params.empty_block_hull_margin_small, params.empty_block_small_area, params.empty_block_hull_margin,
-            params.empty_block_min_roundness)
+class HullMargins(NamedTuple):
+    """When a block without addresses goes whole to the BV whose outline it rounds off (:func:`_rounding_owner`)."""
+
+    small_margin: float  # below small_area (m²)
+    small_area: float
+    margin: float  # at small_area and above; both ≤ 0: always split
+    min_roundness: float = 0.0  # 4πA/P² below which a block is always split (0: any shape)
+
+
+def hull_margins(params: Params) -> HullMargins:
+    """The :class:`HullMargins` of *params*."""
+    return HullMargins(params.empty_block_hull_margin_small, params.empty_block_small_area,
+                       params.empty_block_hull_margin, params.empty_block_min_roundness)
 
 
 HULL_MARGINS = hull_margins(Params())
@@ -96,7 +106,7 @@ def guides_by_block(blocks: np.ndarray, guide_xy: np.ndarray, guide_labels: np.n
 
 
 def _fill_empty(blocks: np.ndarray, todo: list, geoms: list, owners: list, step: float,
-                hull_margins: tuple = HULL_MARGINS) -> list:
+                hull_margins: HullMargins = HULL_MARGINS) -> list:
     """Split each block without addresses among the pieces along its outline (nearest stretch of outline),
     or give it whole to the BV whose outline it rounds off (:func:`_rounding_owner`).
 
@@ -164,7 +174,7 @@ def _fill_empty(blocks: np.ndarray, todo: list, geoms: list, owners: list, step:
 
 
 def _rounding_owner(blocks: np.ndarray, contested: list, geoms: np.ndarray, owners: np.ndarray,
-                    margins: tuple = HULL_MARGINS) -> list:
+                    margins: HullMargins = HULL_MARGINS) -> list:
     """For each ``(block, outline points, their BVs)`` of *contested*, the BV that takes the block whole, or
     ``None`` to split it.
 
@@ -174,14 +184,18 @@ def _rounding_owner(blocks: np.ndarray, contested: list, geoms: np.ndarray, owne
     the next BV's hull would grow by more than a margin times the block's area beyond that; else the split
     along the outline stands (cross-validated, bench/). A long thin block (its 4πA/P² below the least
     roundness: a stretch of river, a rail cutting, a median strip) is always split: it is shared by the BVs
-    along it. *margins*: ``(margin below an area, that area (m²), margin above[, least roundness])``; a
-    margin ≤ 0: always split.
+    along it (:class:`HullMargins`).
     """
-    small_margin, small_area, margin = margins[:3]
-    roundness = margins[3] if len(margins) > 3 else 0.0
-    if (margin <= 0 and small_margin <= 0) or not contested:
-        return [None] * len(contested)
-    labs = [np.unique(ring_labels) for _, _, ring_labels in contested]
+    small_margin, small_area, margin, roundness = margins
+    out = [None] * len(contested)
+    if margin <= 0 and small_margin <= 0:
+        return out
+    area = np.array([blocks[b].area for b, _, _ in contested])
+    length = np.array([blocks[b].length for b, _, _ in contested])
+    judged = np.flatnonzero((area > 0) & (4 * np.pi * area >= roundness * length ** 2))
+    if not len(judged):
+        return out
+    labs = [np.unique(contested[i][2]) for i in judged]
     needed = np.unique(np.concatenate(labs))
     mine = np.flatnonzero(np.isin(owners, needed))
     xy, part = shapely.get_coordinates(shapely.convex_hull(geoms[mine]), return_index=True)
@@ -190,20 +204,18 @@ def _rounding_owner(blocks: np.ndarray, contested: list, geoms: np.ndarray, owne
     hulls = shapely.convex_hull(shapely.multipoints(xy[by_label], indices=which[by_label]))
     hull_xy = dict(zip(needed, (shapely.get_coordinates(h) for h in hulls)))
     hull_area = dict(zip(needed, shapely.area(hulls)))
-    block_xy = [shapely.get_coordinates(blocks[b]) for b, _, _ in contested]
+    block_xy = [shapely.get_coordinates(blocks[contested[i][0]]) for i in judged]
     both = [np.vstack([hull_xy[lab], bxy]) for bxy, ls in zip(block_xy, labs) for lab in ls]
     grown = shapely.area(shapely.convex_hull(shapely.multipoints(
         np.vstack(both), indices=np.repeat(np.arange(len(both)), [len(c) for c in both]))))
-    out, k = [], 0
-    for (b, _, _), ls in zip(contested, labs):
-        area = blocks[b].area
-        growth = grown[k:k + len(ls)] - np.array([hull_area[lab] for lab in ls]) - area
+    k = 0
+    for i, ls in zip(judged, labs):
+        growth = grown[k:k + len(ls)] - np.array([hull_area[lab] for lab in ls]) - area[i]
         k += len(ls)
         order = np.lexsort((np.arange(len(ls)), growth))
-        m = small_margin if area < small_area else margin
-        round_enough = 4 * np.pi * area >= roundness * blocks[b].length ** 2
-        out.append(ls[order[0]] if m > 0 and area > 0 and round_enough
-                   and growth[order[1]] - growth[order[0]] > m * area else None)
+        m = small_margin if area[i] < small_area else margin
+        if m > 0 and growth[order[1]] - growth[order[0]] > m * area[i]:
+            out[i] = ls[order[0]]
     return out
 
 
@@ -332,7 +344,7 @@ def _straight_cut_pairs(items: list, points0: np.ndarray, points1: np.ndarray, d
 
 def split_blocks(polygon, blocks: np.ndarray, xy: np.ndarray, labels: np.ndarray, guide_xy: np.ndarray | None = None,
                  guide_labels: np.ndarray | None = None, empty_step: float = Params.empty_block_step,
-                 cut_depth: float = Params.straight_cut_depth, hull_margins: tuple = HULL_MARGINS) -> dict:
+                 cut_depth: float = Params.straight_cut_depth, hull_margins: HullMargins = HULL_MARGINS) -> dict:
     """Tile *polygon*, cut into *blocks*, among the labels of *xy*: ``{label: geometry}``.
 
     A block with addresses is split by the Voronoi cells of its own addresses and guides (whole to its BV
