@@ -9,6 +9,7 @@
     python bench/bench.py cv_axes      # street axes drawn from the addresses (no street lines): on, off, settings
     python bench/bench.py cv_extension # how far a range is carried past its last number inside its block
     python bench/bench.py cv_empty     # blocks without addresses given whole to the BV they round off
+    python bench/bench.py cv_straight  # straight limits in blocks of two BVs: widest margin, or between the changes
     python bench/bench.py suburbs      # Val-de-Marne 2019 lists (no streets, real geocoding noise): left-out electors
     python bench/bench.py speed        # build time: ours against the peers' 20-line geopandas Voronoi
     python bench/bench.py paris        # build Paris 1er–10e from paris_dev/roll.csv: time, memory
@@ -603,6 +604,19 @@ def case_cv_extension(method: str) -> list:
     return rows
 
 
+def case_cv_straight(method: str) -> list:
+    """The straight limits in the core of blocks of two BVs (Method, step 4): the line of widest margin
+    between their addresses, or the line between the two places where the BV changes along the block's
+    outline (the default, where it leaves each address on its own side); ``streets`` on both dev sets with
+    two draws of folds, and the noisy roll. The blocks of street axes drawn from the addresses (``voronoi``)
+    keep the widest margin (``bench/RESULTS.md``, 2026-12-07)."""
+    rows = []
+    for chord in (False, True):
+        rows += [kfold(name, "streets", seed=seed, straight_cut_chord=chord) for seed in (0, 1) for name in DEV_SETS]
+        rows.append(kfold("paris_dev", "streets", noise=True, straight_cut_chord=chord))
+    return rows
+
+
 def synth_france(n_depts: int, rows_total: int = 20_000_000, folder: str = "/tmp/decoupage_bv_france",
                  seed: int = 0) -> tuple[str, str]:
     """A synthetic France at real scale: *rows_total* × n/102 address rows over *n_depts* départements
@@ -726,7 +740,7 @@ def case_france(method: str, sizes=(1, 4, 16, 102)) -> list:
 CASES = {"paris": case_paris, "dept31": case_dept31, "accuracy": case_accuracy, "noise": case_noise,
          "cv": case_cv, "cv_guides": case_cv_guides, "cv_axes": case_cv_axes, "cv_handout": case_cv_handout,
          "cv_blocks": case_cv_blocks, "cv_leftover": case_cv_leftover, "cv_joins": case_cv_joins,
-         "cv_extension": case_cv_extension, "cv_empty": case_cv_empty,
+         "cv_extension": case_cv_extension, "cv_empty": case_cv_empty, "cv_straight": case_cv_straight,
          "arrondissements": case_arrondissements, "where": case_where,
          "speed": case_speed,
          "suburbs": case_suburbs, "france": case_france,

@@ -21,33 +21,68 @@ def _cut(xy, labels, depth=20.0):
     return regions, _straight_cut(BLOCK, regions, xy, labels, depth)
 
 
-def test_limit_is_the_widest_margin_line_in_the_core_of_the_block():
-    # A fronts the top street on the left and the bottom street further right than B's top start: the
-    # Voronoi limit bends in the middle of the block, the official kind runs straight
-    a = np.r_[_facade(4, 44, 76), _facade(4, 76, 4)]
-    b = np.r_[_facade(68, 116, 76), _facade(96, 116, 4)]
-    xy, labels = np.r_[a, b], np.array([1] * len(a) + [2] * len(b))
-    regions, out = _cut(xy, labels)
-    assert_tiles(out, BLOCK)
-    assert shapely.intersects_xy(out[1], *a.T).all() and shapely.intersects_xy(out[2], *b.T).all()
-    # the widest margin: the bisector of the closest points of the hulls, (44, 76)-(76, 4) and (68, 76)-(96, 4)
+GRID = np.c_[[a.ravel() for a in np.meshgrid(np.arange(0.5, 120, 1.0), np.arange(0.5, 80, 1.0))]].T
+CORE = GRID[shapely.distance(shapely.points(GRID), BLOCK.exterior) > 20.0]  # farther than the depth of 20 m
+
+
+def _side(g, p, q):
+    """Signed distance of *g* to the line through *p* and *q* (positive on the left going from *p* to *q*)."""
+    d = (q - p) / np.hypot(*(q - p))
+    return (g - p) @ np.array([-d[1], d[0]])
+
+
+def _widest_margin(a, b):
+    """Ends of the line of widest margin between *a* and *b*: the bisector of the closest points of their hulls."""
     hull_a, hull_b = shapely.convex_hull(shapely.multipoints(a)), shapely.convex_hull(shapely.multipoints(b))
     p, q = shapely.get_coordinates(shapely.shortest_line(hull_a, hull_b))
-    # every place farther than 20 m from the block's outline lies on its BV's side of that line
-    gx, gy = np.meshgrid(np.arange(0.5, 120, 1.0), np.arange(0.5, 80, 1.0))
-    g = np.c_[gx.ravel(), gy.ravel()]
-    far = shapely.distance(shapely.points(g), BLOCK.exterior) > 20.0
-    side = (g[far] - (p + q) / 2) @ (q - p)
-    clear = np.abs(side) > 1e-6
-    assert clear.sum() > 200
-    in_a = shapely.intersects_xy(out[1], *g[far][clear].T)
-    assert (in_a == (side[clear] < 0)).all()
-    assert (shapely.intersects_xy(regions[1], *g[far][clear].T) != in_a).sum() > 50  # Voronoi bent there
+    m, d = (p + q) / 2, q - p
+    return m, m + np.array([-d[1], d[0]])
+
+
+# A fronts the top street up to x = 44 and the bottom street up to x = 76; B both from x = 84
+A = np.r_[_facade(4, 44, 76), _facade(4, 76, 4)]
+B = np.r_[_facade(84, 116, 76), _facade(84, 116, 4)]
+CHORD = np.array([80.0, 0.0]), np.array([64.0, 80.0])  # where each street's range changes BV; A on its left
+
+
+def test_limit_runs_between_the_places_where_the_bv_changes_along_the_outline():
+    # the official kind of limit runs straight from where the top street's range changes BV (x = 64,
+    # halfway between 44 and 84) to where the bottom one's does (80)
+    xy, labels = np.r_[A, B], np.array([1] * len(A) + [2] * len(B))
+    regions, out = _cut(xy, labels)
+    assert_tiles(out, BLOCK)
+    assert shapely.intersects_xy(out[1], *A.T).all() and shapely.intersects_xy(out[2], *B.T).all()
+    side = _side(CORE, *CHORD)
+    clear = np.abs(side) > 3.0  # the outline is sampled every 4 m
+    in_a = shapely.intersects_xy(out[1], *CORE[clear].T)
+    assert clear.sum() > 1000 and (in_a == (side[clear] > 0)).all()
+    # not the line of widest margin between the two BVs' addresses (x = 80: the bisector of their two
+    # nearest, (76, 4) and (84, 4)), nor the Voronoi split
+    p, q = _widest_margin(A, B)
+    widest_a = (_side(CORE[clear], p, q) > 0) == (_side(np.array([[4.0, 40.0]]), p, q)[0] > 0)
+    assert (widest_a != in_a).sum() > 150
+    assert (shapely.intersects_xy(regions[1], *CORE[clear].T) != in_a).sum() > 50
     # near the streets, where the addresses are, the Voronoi split stays
     near = shapely.difference(BLOCK, shapely.buffer(BLOCK, -19.0))
     for lab in (1, 2):
         assert shapely.symmetric_difference(shapely.intersection(regions[lab], near),
                                             shapely.intersection(out[lab], near)).area < 1e-6
+
+
+def test_limit_is_the_widest_margin_line_where_that_chord_would_take_an_address():
+    # an address of A deep in the yard, on B's side of the chord between the changes but outside B's hull
+    a = np.r_[A, [[78.0, 40.0]]]
+    xy, labels = np.r_[a, B], np.array([1] * len(a) + [2] * len(B))
+    assert _side(np.array([[78.0, 40.0]]), *CHORD)[0] < -5
+    _, out = _cut(xy, labels)
+    assert_tiles(out, BLOCK)
+    assert shapely.intersects_xy(out[1], *a.T).all() and shapely.intersects_xy(out[2], *B.T).all()
+    p, q = _widest_margin(a, B)
+    side = _side(CORE, p, q)
+    a_positive = _side(np.array([[4.0, 40.0]]), p, q)[0] > 0
+    clear = np.abs(side) > 1e-6
+    in_a = shapely.intersects_xy(out[1], *CORE[clear].T)
+    assert clear.sum() > 1000 and (in_a == ((side[clear] > 0) == a_positive)).all()
 
 
 def test_overlapping_hulls_or_guide_only_bv_leave_the_voronoi_split():
@@ -118,3 +153,21 @@ def test_a_failed_straight_cut_leaves_the_voronoi_split(monkeypatch):
     monkeypatch.setattr(module, "_straight_cut", fail)
     out = split_blocks(outline, blocks, xy, labels, cut_depth=20.0)
     assert all(shapely.equals(out[lab], voronoi[lab]) for lab in (1, 2))
+
+
+def test_the_chord_can_be_turned_off():
+    # Params.straight_cut_chord = False: the lines of widest margin, in both the batched and the single path
+    outline = shapely.box(0, 0, 240, 80)
+    blocks = np.array([BLOCK, shapely.box(120, 0, 240, 80)], dtype=object)
+    right = _facade(124, 236, 40)
+    xy, labels = np.r_[A, B, right], np.array([1] * len(A) + [2] * (len(B) + len(right)))
+    chord = split_blocks(outline, blocks, xy, labels, cut_depth=20.0)
+    widest = split_blocks(outline, blocks, xy, labels, cut_depth=20.0, chord=False)
+    regions = voronoi_labels(BLOCK, np.r_[A, B], labels[:len(A) + len(B)])
+    single = _straight_cut(BLOCK, regions, np.r_[A, B], labels[:len(A) + len(B)], 20.0, chord=False)
+    side = _side(CORE, *_widest_margin(A, B))
+    clear = np.abs(side) > 1e-6
+    a_positive = _side(np.array([[4.0, 40.0]]), *_widest_margin(A, B))[0] > 0
+    for out in (widest, single):
+        assert (shapely.intersects_xy(out[1], *CORE[clear].T) == ((side[clear] > 0) == a_positive)).all()
+    assert shapely.symmetric_difference(chord[1], widest[1]).area > 200

@@ -219,18 +219,21 @@ def _rounding_owner(blocks: np.ndarray, contested: list, geoms: np.ndarray, owne
     return out
 
 
-def _straight_cut(block, regions: dict, xy: np.ndarray, labels: np.ndarray, depth: float) -> dict:
+def _straight_cut(block, regions: dict, xy: np.ndarray, labels: np.ndarray, depth: float,
+                  chord: bool = True) -> dict:
     """*regions* of a mixed block, with straight limits inside it, deeper than *depth* from its outline.
 
     Official limits cross a block straight, from one street to another, where Voronoi cells between two
     BVs' facades wander with the depth of each building. Between two BVs whose addresses (*xy*, *labels*)
-    a straight line separates (their convex hulls are apart), the limit is the line of widest margin (the
-    perpendicular bisector of the shortest segment between the hulls) in the block's core, farther than
-    *depth* from its outline (the street axes); nearer, along the streets where addresses are, the Voronoi
-    split stays. With three BVs or more, a place of the core goes to the BV on whose side of the lines it
-    lies against every other; where there is none, the Voronoi split stays. No address changes BV (each
-    lies on its own side of every line). Unchanged when two BVs' hulls overlap or a BV of *regions* has
-    no address in the block (guides only).
+    a straight line separates (their convex hulls are apart), the limit in the block's core, farther than
+    *depth* from its outline (the street axes), is the line joining the two places where the BV changes
+    along the outline (:func:`_chord`; with *chord*), or, where that line would leave an address on the
+    other side, the line of widest margin (the perpendicular bisector of the shortest segment between the hulls); nearer,
+    along the streets where addresses are, the Voronoi split stays. With three BVs or more, a place of the
+    core goes to the BV on whose side of the lines of widest margin it lies against every other; where
+    there is none, the Voronoi split stays. No address changes BV (each lies on its own side of every
+    line). Unchanged when two BVs' hulls overlap or a BV of *regions* has no address in the block (guides
+    only).
     """
     labs = sorted(regions)
     hulls = []
@@ -248,6 +251,9 @@ def _straight_cut(block, regions: dict, xy: np.ndarray, labels: np.ndarray, dept
         return regions
     box = shapely.bounds(core)
     ends = shapely.get_coordinates(shapely.shortest_line(hulls[first], hulls[second])).reshape(-1, 2, 2)
+    line = _chord(block, xy[labels == labs[0]], xy[labels == labs[1]]) if chord and len(labs) == 2 else None
+    if line is not None:
+        ends[0] = line
     sides = [_half_plane(box, p, q) for p, q in ends]  # the first BV's side of the line between each pair
     if any(side is None for side in sides):
         return regions
@@ -263,6 +269,40 @@ def _straight_cut(block, regions: dict, xy: np.ndarray, labels: np.ndarray, dept
     taken = core if len(labs) == 2 else shapely.union_all(won)
     return {lab: tidy(shapely.union(shapely.difference(regions[lab], taken), area))
             for lab, area in zip(labs, won)}
+
+
+def _chord(block, own0: np.ndarray, own1: np.ndarray, step: float = 4.0) -> np.ndarray | None:
+    """``(p, q)``, *p* on the side of *own0*, whose perpendicular bisector is the chord of *block* between the
+    two places where the BV changes along its outline (sampled every *step* m, each sample taking the BV of
+    its nearest address); ``None`` unless the outline holds one stretch of each BV and the chord leaves each
+    BV's addresses on its own side.
+
+    Official limits cross a block from the place where one street's range changes BV to the place where
+    another's does; the line of widest margin between the two BVs' addresses follows their two nearest
+    addresses instead, and turns with them (a yard with a few addresses along its edges).
+    """
+    ring = shapely.get_coordinates(shapely.segmentize(shapely.get_exterior_ring(block), step))[:-1]
+    origin = ring[0]  # squared distances as |r|² - 2r·a + |a|², near the origin for their precision
+    ring, own0, own1 = ring - origin, own0 - origin, own1 - origin
+    r2 = (ring * ring).sum(axis=1)[:, None]
+    near0, near1 = ((r2 - 2 * ring @ own.T + (own * own).sum(axis=1)).min(axis=1) for own in (own0, own1))
+    second = near1 < near0
+    change = np.flatnonzero(second != np.roll(second, -1))
+    if len(change) != 2:
+        return None
+    ends = (ring[change] + ring[(change + 1) % len(ring)]) / 2
+    along = ends[1] - ends[0]
+    length = float(np.hypot(*along))
+    if length < 1.0:
+        return None
+    normal = np.array([-along[1], along[0]]) / length
+    side0, side1 = (own0 - ends[0]) @ normal, (own1 - ends[0]) @ normal
+    if (side0 < 0).all() and (side1 > 0).all():
+        normal = -normal
+    elif not ((side0 > 0).all() and (side1 < 0).all()):
+        return None
+    mid = ends.mean(axis=0) + origin
+    return np.array([mid + normal, mid - normal])
 
 
 def _half_plane(box, p: np.ndarray, q: np.ndarray):
@@ -281,16 +321,16 @@ def _half_plane(box, p: np.ndarray, q: np.ndarray):
                             foot - along * span - normal * size, foot - along * span])
 
 
-def _straight_cuts(items: list, depth: float) -> list:
+def _straight_cuts(items: list, depth: float, chord: bool = True) -> list:
     """:func:`_straight_cut` of each ``(block, regions, xy, labels)`` of *items*, each left as it is where the
     cut fails. Blocks of two BVs, most of them, go through each step together: the same GEOS calls, made
     on arrays, without a Python round per block."""
     out = [regions for _, regions, _, _ in items]
-    batch, hull0, hull1 = [], [], []
+    batch, hull0, hull1, xys = [], [], [], []
     for k, (block, regions, xy, labels) in enumerate(items):
         if len(regions) != 2:
             try:
-                out[k] = _straight_cut(block, regions, xy, labels, depth)
+                out[k] = _straight_cut(block, regions, xy, labels, depth, chord)
             except shapely.errors.GEOSException:  # a refinement: the Voronoi split stands without it
                 pass
             continue
@@ -300,16 +340,17 @@ def _straight_cuts(items: list, depth: float) -> list:
             batch.append(k)
             hull0.append(multipoint(own0))
             hull1.append(multipoint(own1))
+            xys.append((own0, own1))
     if not batch:
         return out
     try:
         cut = _straight_cut_pairs([items[k] for k in batch], np.array(hull0, dtype=object),
-                                  np.array(hull1, dtype=object), depth)
+                                  np.array(hull1, dtype=object), xys, depth, chord)
     except shapely.errors.GEOSException:  # one block's failure: block by block, as above
         cut = {}
         for i, k in enumerate(batch):
             try:
-                cut[i] = _straight_cut(*items[k], depth)
+                cut[i] = _straight_cut(*items[k], depth, chord)
             except shapely.errors.GEOSException:
                 pass
     for i, regions in cut.items():
@@ -317,9 +358,10 @@ def _straight_cuts(items: list, depth: float) -> list:
     return out
 
 
-def _straight_cut_pairs(items: list, points0: np.ndarray, points1: np.ndarray, depth: float) -> dict:
-    """:func:`_straight_cut` of blocks of two BVs, with the addresses of each as MultiPoints: ``{position in
-    items: regions}`` for the blocks it changes."""
+def _straight_cut_pairs(items: list, points0: np.ndarray, points1: np.ndarray, xys: list, depth: float,
+                        chord: bool = True) -> dict:
+    """:func:`_straight_cut` of blocks of two BVs, with the addresses of each as MultiPoints and, in *xys*, as
+    arrays: ``{position in items: regions}`` for the blocks it changes."""
     hulls0, hulls1 = shapely.convex_hull(points0), shapely.convex_hull(points1)
     apart = np.flatnonzero(~shapely.intersects(hulls0, hulls1))
     core = shapely.buffer(np.array([items[i][0] for i in apart], dtype=object), -depth, quad_segs=4)
@@ -329,6 +371,10 @@ def _straight_cut_pairs(items: list, points0: np.ndarray, points1: np.ndarray, d
     if not len(apart):
         return {}
     ends = shapely.get_coordinates(shapely.shortest_line(hulls0[apart], hulls1[apart])).reshape(-1, 2, 2)
+    for j, i in enumerate(apart if chord else ()):
+        line = _chord(items[i][0], *xys[i])
+        if line is not None:
+            ends[j] = line
     sides = np.array([_half_plane(box, p, q) for box, (p, q) in zip(shapely.bounds(core), ends)], dtype=object)
     keep = np.array([side is not None for side in sides], dtype=bool)
     apart, core, sides = apart[keep], core[keep], sides[keep]
@@ -344,13 +390,14 @@ def _straight_cut_pairs(items: list, points0: np.ndarray, points1: np.ndarray, d
 
 def split_blocks(polygon, blocks: np.ndarray, xy: np.ndarray, labels: np.ndarray, guide_xy: np.ndarray | None = None,
                  guide_labels: np.ndarray | None = None, empty_step: float = Params.empty_block_step,
-                 cut_depth: float = Params.straight_cut_depth, hull_margins: HullMargins = HULL_MARGINS) -> dict:
+                 cut_depth: float = Params.straight_cut_depth, hull_margins: HullMargins = HULL_MARGINS,
+                 chord: bool = Params.straight_cut_chord) -> dict:
     """Tile *polygon*, cut into *blocks*, among the labels of *xy*: ``{label: geometry}``.
 
     A block with addresses is split by the Voronoi cells of its own addresses and guides (whole to its BV
     when it has one), with straight limits in its core beyond *cut_depth* from its outline where straight
-    lines separate its BVs (:func:`_straight_cut`; blocks of street lines only: a commune that is one block
-    has no street axes for an outline); a block without is split among the pieces around it, or given whole
+    lines separate its BVs (:func:`_straight_cut`, with *chord*; blocks of street lines only: a commune that
+    is one block has no street axes for an outline); a block without is split among the pieces around it, or given whole
     to the BV whose outline it rounds off (*hull_margins*, :func:`_rounding_owner`). Shared edges
     are made identical (``coverage_clean``) before the pieces of each BV are merged, so that a BV spread
     over neighbouring blocks comes out in one piece.
@@ -382,7 +429,7 @@ def split_blocks(polygon, blocks: np.ndarray, xy: np.ndarray, labels: np.ndarray
     if cut_depth > 0 and len(blocks) > 1:
         cut = [k for k, res in enumerate(split) if len(res) > 1]
         done = _straight_cuts([(blocks[mixed_blocks[k]], split[k], xy[seeds_in[mixed_blocks[k]]],
-                                labels[seeds_in[mixed_blocks[k]]]) for k in cut], cut_depth)
+                                labels[seeds_in[mixed_blocks[k]]]) for k in cut], cut_depth, chord)
         for k, res in zip(cut, done):
             split[k] = res
     for res in split:

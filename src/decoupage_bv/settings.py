@@ -65,10 +65,14 @@ class Params:
     #: rail cutting, a median strip) is shared by the BVs along it (0 = any shape; cross-validated, bench/).
     empty_block_min_roundness: float = 0.3
     #: In a block split among BVs that straight lines separate (their addresses' convex hulls are apart), the
-    #: limits are those lines (of widest margin) deeper inside the block than this from its outline, the
-    #: street axes; nearer, where addresses are, the Voronoi split stays (m; 0 = Voronoi throughout;
-    #: cross-validated, bench/).
+    #: limits are those lines deeper inside the block than this from its outline, the street axes; nearer,
+    #: where addresses are, the Voronoi split stays (m; 0 = Voronoi throughout; cross-validated, bench/) …
     straight_cut_depth: float = 25.0
+    #: … between two BVs, the line between the two places where the BV changes along the block's outline,
+    #: where it leaves each address on its own side (:func:`blocks._chord`; bench/), else, and between
+    #: three BVs or more, the lines of widest margin (False: those always, as in the blocks of street axes
+    #: drawn from the addresses, too rough for it).
+    straight_cut_chord: bool = True
     #: Pieces smaller than this (m²) are slivers, always merged.
     sliver_area: float = 1.0
     #: Tessellation method: ``voronoi`` (per commune), ``streets`` (Voronoi inside each block of the street

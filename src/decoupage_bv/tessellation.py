@@ -51,7 +51,7 @@ def tessellate_unit(polygon, xy: np.ndarray, labels: np.ndarray, weights: np.nda
         guide_xy, guide_labels = guides_by_block(blocks, guide_xy, guide_labels, guide_ends,
                                                  params.guide_extension_across, params.guide_blocks)
     pieces = split_blocks(polygon, blocks, xy, labels, guide_xy, guide_labels, params.empty_block_step,
-                          params.straight_cut_depth, hull_margins(params))
+                          params.straight_cut_depth, hull_margins(params), params.straight_cut_chord)
     strays = replace(params, fragment_max_addresses=params.stray_max_addresses, fragment_max_share=0.0)
     if guide_xy is None or not len(guide_xy):
         params = replace(strays, leftover_max_share=0.0, join_cut_off_share=0.0)
@@ -100,7 +100,9 @@ def _run(task):
         if params.address_axes and (lines is None or not len(lines)):
             drawn = street_axes(*rows[1:], params, parsed)
             if len(drawn):
-                lines, axes, params = drawn, len(drawn), replace(params, method="streets")
+                # their blocks are rougher than street lines': the straight limits stay lines of widest margin
+                lines, axes = drawn, len(drawn)
+                params = replace(params, method="streets", straight_cut_chord=False)
     pieces = tessellate_unit(polygon, xy, labels, weights, params, lines, gxy, glabels, ends, blocks)
     return unit, pieces, (0 if glabels is None else len(glabels), axes)
 
