@@ -9,7 +9,7 @@
     python bench/bench.py cv_axes      # street axes drawn from the addresses (no street lines): on, off, settings
     python bench/bench.py cv_extension # how far a range is carried past its last number inside its block
     python bench/bench.py cv_empty     # blocks without addresses given whole to the BV they round off
-    python bench/bench.py cv_straight  # straight limits in blocks of two BVs: widest margin, or between the changes
+    python bench/bench.py cv_straight  # straight limits in mixed blocks: widest margin, between the changes, main pair
     python bench/bench.py suburbs      # Val-de-Marne 2019 lists (no streets, real geocoding noise): left-out electors
     python bench/bench.py speed        # build time: ours against the peers' 20-line geopandas Voronoi
     python bench/bench.py paris        # build Paris 1er–10e from paris_dev/roll.csv: time, memory
@@ -605,15 +605,19 @@ def case_cv_extension(method: str) -> list:
 
 
 def case_cv_straight(method: str) -> list:
-    """The straight limits in the core of blocks of two BVs (Method, step 4): the line of widest margin
-    between their addresses, or the line between the two places where the BV changes along the block's
-    outline (the default, where it leaves each address on its own side); ``streets`` on both dev sets with
-    two draws of folds, and the noisy roll. The blocks of street axes drawn from the addresses (``voronoi``)
-    keep the widest margin (``bench/RESULTS.md``, 2026-12-07)."""
+    """The straight limits in the core of mixed blocks (Method, step 4): in blocks of two BVs, the line of
+    widest margin between their addresses, or the line between the two places where the BV changes along
+    the block's outline (where it leaves each address on its own side); in blocks of three or more, lines
+    of widest margin between every two, or the core to the two BVs holding most of the outline. The rows:
+    neither, the first alone, both (the default); ``streets`` on both dev sets and the noisy roll, two draws
+    of folds. The blocks of street axes drawn from the addresses (``voronoi``) keep the line of widest
+    margin between two BVs (``bench/RESULTS.md``, 2026-12-07)."""
     rows = []
-    for chord in (False, True):
-        rows += [kfold(name, "streets", seed=seed, straight_cut_chord=chord) for seed in (0, 1) for name in DEV_SETS]
-        rows.append(kfold("paris_dev", "streets", noise=True, straight_cut_chord=chord))
+    for chord, main_pair in ((False, False), (True, False), (True, True)):
+        g = {"straight_cut_chord": chord, "straight_cut_main_pair": main_pair}
+        for seed in (0, 1):
+            rows += [kfold(name, "streets", seed=seed, **g) for name in DEV_SETS]
+            rows.append(kfold("paris_dev", "streets", noise=True, seed=seed, **g))
     return rows
 
 

@@ -171,3 +171,43 @@ def test_the_chord_can_be_turned_off():
     for out in (widest, single):
         assert (shapely.intersects_xy(out[1], *CORE[clear].T) == ((side[clear] > 0) == a_positive)).all()
     assert shapely.symmetric_difference(chord[1], widest[1]).area > 200
+
+
+YARD = shapely.box(0, 0, 200, 120)
+
+
+def _yard(extra_c=()):
+    """A yard: A's long facade on top, B's along most of the bottom, C's few addresses at its bottom left."""
+    a, b = _facade(4, 196, 116), _facade(40, 196, 4)
+    c = np.r_[_facade(4, 24, 4), np.array(extra_c, dtype=float).reshape(-1, 2)]
+    return np.r_[a, b, c], np.array([1] * len(a) + [2] * len(b) + [3] * len(c))
+
+
+def test_three_bvs_the_core_goes_to_the_two_that_hold_most_of_the_outline():
+    xy, labels = _yard()
+    regions = voronoi_labels(YARD, xy, labels)
+    out = _straight_cut(YARD, regions, xy, labels, 20.0)
+    old = _straight_cut(YARD, regions, xy, labels, 20.0, main_pair=False)
+    for res in (out, old):
+        assert_tiles(res, YARD)
+        for lab in (1, 2, 3):
+            assert shapely.intersects_xy(res[lab], *xy[labels == lab].T).all()
+    core = shapely.buffer(YARD, -20.0, quad_segs=4)
+    # C keeps its stretch along the streets, and no wedge of the yard behind it, as the lines of widest
+    # margin between every two gave it
+    assert shapely.intersection(out[3], core).area < 1e-6
+    assert shapely.intersection(old[3], core).area > 100
+    assert shapely.equals(shapely.difference(out[3], core), shapely.difference(regions[3], core))
+    # A and B split the core along the line between the places where one gives way to the other along the
+    # outline: across the yard, about y = 53 on its left side and y = 60 on its right
+    edge = shapely.get_coordinates(shapely.segmentize(core.exterior, 1.0))
+    top, bottom = edge[edge[:, 1] > 70], edge[edge[:, 1] < 45]
+    assert shapely.intersects_xy(out[1], *top.T).all() and shapely.intersects_xy(out[2], *bottom.T).all()
+
+
+def test_three_bvs_another_bv_in_the_core_leaves_the_lines_between_every_two():
+    xy, labels = _yard(extra_c=[(30.0, 40.0)])
+    regions = voronoi_labels(YARD, xy, labels)
+    out = _straight_cut(YARD, regions, xy, labels, 20.0)
+    old = _straight_cut(YARD, regions, xy, labels, 20.0, main_pair=False)
+    assert all(shapely.equals(out[lab], old[lab]) for lab in (1, 2, 3))

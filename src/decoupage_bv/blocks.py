@@ -220,7 +220,7 @@ def _rounding_owner(blocks: np.ndarray, contested: list, geoms: np.ndarray, owne
 
 
 def _straight_cut(block, regions: dict, xy: np.ndarray, labels: np.ndarray, depth: float,
-                  chord: bool = True) -> dict:
+                  chord: bool = True, main_pair: bool = True) -> dict:
     """*regions* of a mixed block, with straight limits inside it, deeper than *depth* from its outline.
 
     Official limits cross a block straight, from one street to another, where Voronoi cells between two
@@ -228,12 +228,14 @@ def _straight_cut(block, regions: dict, xy: np.ndarray, labels: np.ndarray, dept
     a straight line separates (their convex hulls are apart), the limit in the block's core, farther than
     *depth* from its outline (the street axes), is the line joining the two places where the BV changes
     along the outline (:func:`_chord`; with *chord*), or, where that line would leave an address on the
-    other side, the line of widest margin (the perpendicular bisector of the shortest segment between the hulls); nearer,
-    along the streets where addresses are, the Voronoi split stays. With three BVs or more, a place of the
-    core goes to the BV on whose side of the lines of widest margin it lies against every other; where
-    there is none, the Voronoi split stays. No address changes BV (each lies on its own side of every
-    line). Unchanged when two BVs' hulls overlap or a BV of *regions* has no address in the block (guides
-    only).
+    other side, the line of widest margin (the perpendicular bisector of the shortest segment between the
+    hulls); nearer, along the streets where addresses are, the Voronoi split stays. With three BVs or
+    more, the core goes to the two that hold most of the block's outline, split by the line between them
+    as for two, when no other BV has an address in it (:func:`_main_pair_cut`; with *main_pair*); else a
+    place of the core goes to the BV on whose side of the lines of widest margin it lies against every
+    other, and where there is none, the Voronoi split stays. No address changes BV (each lies on its own
+    side of every line). Unchanged when two BVs' hulls overlap or a BV of *regions* has no address in the
+    block (guides only).
     """
     labs = sorted(regions)
     hulls = []
@@ -243,11 +245,15 @@ def _straight_cut(block, regions: dict, xy: np.ndarray, labels: np.ndarray, dept
             return regions
         hulls.append(shapely.convex_hull(multipoint(own)))
     hulls = np.array(hulls, dtype=object)
-    first, second = np.triu_indices(len(labs), 1)
-    if shapely.intersects(hulls[first], hulls[second]).any():
-        return regions
     core = shapely.buffer(block, -depth, quad_segs=4)
     if core.is_empty or core.area < 1.0:
+        return regions
+    if main_pair and len(labs) > 2:
+        cut = _main_pair_cut(block, regions, xy, labels, core, dict(zip(labs, hulls)), chord)
+        if cut is not None:
+            return cut
+    first, second = np.triu_indices(len(labs), 1)
+    if shapely.intersects(hulls[first], hulls[second]).any():
         return regions
     box = shapely.bounds(core)
     ends = shapely.get_coordinates(shapely.shortest_line(hulls[first], hulls[second])).reshape(-1, 2, 2)
@@ -271,6 +277,49 @@ def _straight_cut(block, regions: dict, xy: np.ndarray, labels: np.ndarray, dept
             for lab, area in zip(labs, won)}
 
 
+def _main_pair_cut(block, regions: dict, xy: np.ndarray, labels: np.ndarray, core, hulls: dict,
+                   chord: bool = True) -> dict | None:
+    """*regions* of a block of three BVs or more with its *core* given to the two BVs that hold most of its
+    outline (each sample of the outline taking the BV of its nearest address), split by the line between
+    them (:func:`_chord`, or the line of widest margin between their *hulls*); the others keep what they
+    hold along the streets. ``None`` when another BV has an address in the core, or no line separates the
+    two.
+
+    In a yard or a large block, official limits cross between the BVs of its long facades; a BV with a
+    few addresses on a short stretch of its outline holds them, not a wedge of the yard behind.
+    """
+    labs = sorted(regions)
+    _, _, nearest = _nearest_on_outline(block, xy)
+    held = np.array([(labels[nearest] == lab).sum() for lab in labs])
+    a, b = (labs[i] for i in np.argsort(-held, kind="stable")[:2])
+    others = ~np.isin(labels, [a, b])
+    if shapely.intersects_xy(core, xy[others, 0], xy[others, 1]).any():
+        return None
+    line = _chord(block, xy[labels == a], xy[labels == b]) if chord else None
+    if line is None:
+        if shapely.intersects(hulls[a], hulls[b]):
+            return None
+        line = shapely.get_coordinates(shapely.shortest_line(hulls[a], hulls[b]))
+    side = _half_plane(shapely.bounds(core), *line)  # a's side
+    if side is None:
+        return None
+    out = {lab: tidy(shapely.difference(regions[lab], core)) for lab in labs}
+    out[a] = tidy(shapely.union(out[a], shapely.intersection(core, side)))
+    out[b] = tidy(shapely.union(out[b], shapely.difference(core, side)))
+    return out
+
+
+def _nearest_on_outline(block, xy: np.ndarray, step: float = 4.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(samples, origin, nearest)``: *block*'s outline sampled every *step* m, less ``origin`` (its first
+    sample, for the precision of squared distances as |r|² - 2r·a + |a|²), and the index of the point of
+    *xy* nearest each sample (the first of those equally near)."""
+    ring = shapely.get_coordinates(shapely.segmentize(shapely.get_exterior_ring(block), step))[:-1]
+    origin = ring[0]
+    ring, xy = ring - origin, xy - origin
+    d = (ring * ring).sum(axis=1)[:, None] - 2 * ring @ xy.T + (xy * xy).sum(axis=1)
+    return ring, origin, d.argmin(axis=1)
+
+
 def _chord(block, own0: np.ndarray, own1: np.ndarray, step: float = 4.0) -> np.ndarray | None:
     """``(p, q)``, *p* on the side of *own0*, whose perpendicular bisector is the chord of *block* between the
     two places where the BV changes along its outline (sampled every *step* m, each sample taking the BV of
@@ -281,12 +330,9 @@ def _chord(block, own0: np.ndarray, own1: np.ndarray, step: float = 4.0) -> np.n
     another's does; the line of widest margin between the two BVs' addresses follows their two nearest
     addresses instead, and turns with them (a yard with a few addresses along its edges).
     """
-    ring = shapely.get_coordinates(shapely.segmentize(shapely.get_exterior_ring(block), step))[:-1]
-    origin = ring[0]  # squared distances as |r|² - 2r·a + |a|², near the origin for their precision
-    ring, own0, own1 = ring - origin, own0 - origin, own1 - origin
-    r2 = (ring * ring).sum(axis=1)[:, None]
-    near0, near1 = ((r2 - 2 * ring @ own.T + (own * own).sum(axis=1)).min(axis=1) for own in (own0, own1))
-    second = near1 < near0
+    ring, origin, nearest = _nearest_on_outline(block, np.vstack([own0, own1]), step)
+    own0, own1 = own0 - origin, own1 - origin
+    second = nearest >= len(own0)
     change = np.flatnonzero(second != np.roll(second, -1))
     if len(change) != 2:
         return None
@@ -321,7 +367,7 @@ def _half_plane(box, p: np.ndarray, q: np.ndarray):
                             foot - along * span - normal * size, foot - along * span])
 
 
-def _straight_cuts(items: list, depth: float, chord: bool = True) -> list:
+def _straight_cuts(items: list, depth: float, chord: bool = True, main_pair: bool = True) -> list:
     """:func:`_straight_cut` of each ``(block, regions, xy, labels)`` of *items*, each left as it is where the
     cut fails. Blocks of two BVs, most of them, go through each step together: the same GEOS calls, made
     on arrays, without a Python round per block."""
@@ -330,7 +376,7 @@ def _straight_cuts(items: list, depth: float, chord: bool = True) -> list:
     for k, (block, regions, xy, labels) in enumerate(items):
         if len(regions) != 2:
             try:
-                out[k] = _straight_cut(block, regions, xy, labels, depth, chord)
+                out[k] = _straight_cut(block, regions, xy, labels, depth, chord, main_pair)
             except shapely.errors.GEOSException:  # a refinement: the Voronoi split stands without it
                 pass
             continue
@@ -391,13 +437,13 @@ def _straight_cut_pairs(items: list, points0: np.ndarray, points1: np.ndarray, x
 def split_blocks(polygon, blocks: np.ndarray, xy: np.ndarray, labels: np.ndarray, guide_xy: np.ndarray | None = None,
                  guide_labels: np.ndarray | None = None, empty_step: float = Params.empty_block_step,
                  cut_depth: float = Params.straight_cut_depth, hull_margins: HullMargins = HULL_MARGINS,
-                 chord: bool = Params.straight_cut_chord) -> dict:
+                 chord: bool = Params.straight_cut_chord, main_pair: bool = Params.straight_cut_main_pair) -> dict:
     """Tile *polygon*, cut into *blocks*, among the labels of *xy*: ``{label: geometry}``.
 
     A block with addresses is split by the Voronoi cells of its own addresses and guides (whole to its BV
     when it has one), with straight limits in its core beyond *cut_depth* from its outline where straight
-    lines separate its BVs (:func:`_straight_cut`, with *chord*; blocks of street lines only: a commune that
-    is one block has no street axes for an outline); a block without is split among the pieces around it, or given whole
+    lines separate its BVs (:func:`_straight_cut`, with *chord* and *main_pair*; blocks of street lines only:
+    a commune that is one block has no street axes for an outline); a block without is split among the pieces around it, or given whole
     to the BV whose outline it rounds off (*hull_margins*, :func:`_rounding_owner`). Shared edges
     are made identical (``coverage_clean``) before the pieces of each BV are merged, so that a BV spread
     over neighbouring blocks comes out in one piece.
@@ -429,7 +475,7 @@ def split_blocks(polygon, blocks: np.ndarray, xy: np.ndarray, labels: np.ndarray
     if cut_depth > 0 and len(blocks) > 1:
         cut = [k for k, res in enumerate(split) if len(res) > 1]
         done = _straight_cuts([(blocks[mixed_blocks[k]], split[k], xy[seeds_in[mixed_blocks[k]]],
-                                labels[seeds_in[mixed_blocks[k]]]) for k in cut], cut_depth, chord)
+                                labels[seeds_in[mixed_blocks[k]]]) for k in cut], cut_depth, chord, main_pair)
         for k, res in zip(cut, done):
             split[k] = res
     for res in split:

@@ -73,6 +73,10 @@ class Params:
     #: three BVs or more, the lines of widest margin (False: those always, as in the blocks of street axes
     #: drawn from the addresses, too rough for it).
     straight_cut_chord: bool = True
+    #: … and in a block of three BVs or more, the core goes to the two BVs that hold most of its outline,
+    #: split by the line between them, when no other BV has an address in it (:func:`blocks._main_pair_cut`;
+    #: bench/); False: each place to the BV on its side of the lines of widest margin against every other.
+    straight_cut_main_pair: bool = True
     #: Pieces smaller than this (m²) are slivers, always merged.
     sliver_area: float = 1.0
     #: Tessellation method: ``voronoi`` (per commune), ``streets`` (Voronoi inside each block of the street
