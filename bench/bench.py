@@ -10,6 +10,7 @@
     python bench/bench.py cv_extension # how far a range is carried past its last number inside its block
     python bench/bench.py cv_empty     # blocks without addresses given whole to the BV they round off
     python bench/bench.py cv_straight  # straight limits in mixed blocks: widest margin, between the changes, main pair
+    python bench/bench.py cv_empty_pair  # blocks without addresses split between the two main BVs of their outline
     python bench/bench.py suburbs      # Val-de-Marne 2019 lists (no streets, real geocoding noise): left-out electors
     python bench/bench.py speed        # build time: ours against the peers' 20-line geopandas Voronoi
     python bench/bench.py paris        # build Paris 1er–10e from paris_dev/roll.csv: time, memory
@@ -590,6 +591,18 @@ def case_cv_empty(method: str) -> list:
     return rows
 
 
+def case_cv_empty_pair(method: str) -> list:
+    """A block without addresses split among three BVs or more along its outline: between the two holding
+    most of it when the others hold at most a share of it (Method, step 4): 0 (never), 0.15, 0.3 (the
+    default), 1 (always); ``streets`` on both dev sets and the noisy roll, two draws of folds."""
+    rows = []
+    for share in (0.0, 0.15, 0.3, 1.0):
+        for seed in (0, 1):
+            rows += [kfold(name, "streets", seed=seed, empty_block_pair_share=share) for name in DEV_SETS]
+            rows.append(kfold("paris_dev", "streets", noise=True, seed=seed, empty_block_pair_share=share))
+    return rows
+
+
 def case_cv_extension(method: str) -> list:
     """How far a range is carried past its last known number inside its block, where street lines give the
     blocks (Method, step 4): 24 m (as without street lines), 48, 96, 160 m, along the street or along its
@@ -745,6 +758,7 @@ CASES = {"paris": case_paris, "dept31": case_dept31, "accuracy": case_accuracy, 
          "cv": case_cv, "cv_guides": case_cv_guides, "cv_axes": case_cv_axes, "cv_handout": case_cv_handout,
          "cv_blocks": case_cv_blocks, "cv_leftover": case_cv_leftover, "cv_joins": case_cv_joins,
          "cv_extension": case_cv_extension, "cv_empty": case_cv_empty, "cv_straight": case_cv_straight,
+         "cv_empty_pair": case_cv_empty_pair,
          "arrondissements": case_arrondissements, "where": case_where,
          "speed": case_speed,
          "suburbs": case_suburbs, "france": case_france,

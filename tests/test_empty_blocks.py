@@ -170,3 +170,27 @@ def test_split_empty_blocks_from_the_command_line(tmp_path):
                              report["empty_block_hull_margin"], report["empty_block_hull_margin_small"])
     assert found[False] == ({"0017"}, 1.25, 0.75)
     assert found[True] == ({"0010"}, 0.0, 0.0)
+
+
+def test_an_empty_block_split_goes_to_the_two_bvs_holding_most_of_its_outline():
+    # a garden two blocks wide in the middle: A along its top and left sides (half its outline), B along
+    # its bottom (a third), C along its right side only (a sixth); the hull rule is off (always split)
+    cells, outline = _grid(4, 3)
+    garden = shapely.union(cells.pop((1, 1)), cells.pop((2, 1)))
+    owner = {(0, 0): "A", (0, 1): "A", (0, 2): "A", (1, 2): "A", (2, 2): "A", (3, 2): "A",
+             (1, 0): "B", (2, 0): "B", (3, 0): "B", (3, 1): "C"}
+    xy, labels = _addresses(cells, owner)
+    blocks = np.array([cells[k] for k in sorted(cells)] + [garden], dtype=object)
+
+    def build(share):
+        out = split_blocks(outline, blocks, xy, labels, hull_margins=HullMargins(0.0, 1.0, 0.0),
+                           empty_pair_share=share)
+        assert_tiles(out, outline)
+        return {bv: shapely.intersection(g, garden).area for bv, g in out.items()}
+
+    # the others hold at most 0.3 of the outline: A and B share the garden, C takes none of it
+    paired = build(0.3)
+    assert paired["C"] < 1e-6 and paired["A"] > paired["B"] > 1000
+    # not when they may hold less than C does (0.1), nor with the rule off (0): C takes its wedge
+    for share in (0.1, 0.0):
+        assert build(share)["C"] > 1000

@@ -106,9 +106,10 @@ def guides_by_block(blocks: np.ndarray, guide_xy: np.ndarray, guide_labels: np.n
 
 
 def _fill_empty(blocks: np.ndarray, todo: list, geoms: list, owners: list, step: float,
-                hull_margins: HullMargins = HULL_MARGINS) -> list:
-    """Split each block without addresses among the pieces along its outline (nearest stretch of outline),
-    or give it whole to the BV whose outline it rounds off (:func:`_rounding_owner`).
+                hull_margins: HullMargins = HULL_MARGINS, pair_share: float = Params.empty_block_pair_share) -> list:
+    """Split each block without addresses among the pieces along its outline (nearest stretch of outline;
+    between the two BVs holding most of it, :func:`_main_pair_samples`), or give it whole to the BV whose
+    outline it rounds off (:func:`_rounding_owner`).
 
     A block bordered only by other empty blocks waits for them; returns the blocks left undecided.
     """
@@ -159,7 +160,7 @@ def _fill_empty(blocks: np.ndarray, todo: list, geoms: list, owners: list, step:
         whole = _rounding_owner(blocks, contested, arr, own, hull_margins)
         for (b, ring_xy, labs), lab in zip(contested, whole):
             if lab is None:
-                split.append((blocks[b], ring_xy, labs))
+                split.append((blocks[b], *_main_pair_samples(ring_xy, labs, pair_share)))
             else:
                 geoms.append(blocks[b])
                 owners.append(lab)
@@ -171,6 +172,20 @@ def _fill_empty(blocks: np.ndarray, todo: list, geoms: list, owners: list, step:
             return left
         todo = left
     return []
+
+
+def _main_pair_samples(xy: np.ndarray, labels: np.ndarray, share: float) -> tuple[np.ndarray, np.ndarray]:
+    """The samples of an empty block's outline (*xy*, their BVs' *labels*) of the two BVs that hold most of
+    it, when three BVs or more hold some and the others at most *share* of it; else all of them.
+
+    Official maps give most of such a block to one BV, and seldom any to a third: a BV along a short stretch
+    of a garden's outline takes no wedge of it (cross-validated, bench/).
+    """
+    held, count = np.unique(labels, return_counts=True)
+    if len(held) < 3 or 1 - np.sort(count)[::-1][:2].sum() / count.sum() > share:
+        return xy, labels
+    keep = np.isin(labels, held[np.argsort(-count, kind="stable")[:2]])
+    return xy[keep], labels[keep]
 
 
 def _rounding_owner(blocks: np.ndarray, contested: list, geoms: np.ndarray, owners: np.ndarray,
@@ -437,14 +452,16 @@ def _straight_cut_pairs(items: list, points0: np.ndarray, points1: np.ndarray, x
 def split_blocks(polygon, blocks: np.ndarray, xy: np.ndarray, labels: np.ndarray, guide_xy: np.ndarray | None = None,
                  guide_labels: np.ndarray | None = None, empty_step: float = Params.empty_block_step,
                  cut_depth: float = Params.straight_cut_depth, hull_margins: HullMargins = HULL_MARGINS,
-                 chord: bool = Params.straight_cut_chord, main_pair: bool = Params.straight_cut_main_pair) -> dict:
+                 chord: bool = Params.straight_cut_chord, main_pair: bool = Params.straight_cut_main_pair,
+                 empty_pair_share: float = Params.empty_block_pair_share) -> dict:
     """Tile *polygon*, cut into *blocks*, among the labels of *xy*: ``{label: geometry}``.
 
     A block with addresses is split by the Voronoi cells of its own addresses and guides (whole to its BV
     when it has one), with straight limits in its core beyond *cut_depth* from its outline where straight
     lines separate its BVs (:func:`_straight_cut`, with *chord* and *main_pair*; blocks of street lines only:
-    a commune that is one block has no street axes for an outline); a block without is split among the pieces around it, or given whole
-    to the BV whose outline it rounds off (*hull_margins*, :func:`_rounding_owner`). Shared edges
+    a commune that is one block has no street axes for an outline); a block without is split among the
+    pieces around it (between the two main ones, *empty_pair_share*), or given whole to the BV whose outline
+    it rounds off (*hull_margins*, :func:`_rounding_owner`). Shared edges
     are made identical (``coverage_clean``) before the pieces of each BV are merged, so that a BV spread
     over neighbouring blocks comes out in one piece.
     """
@@ -482,7 +499,7 @@ def split_blocks(polygon, blocks: np.ndarray, xy: np.ndarray, labels: np.ndarray
         for lab, g in res.items():
             geoms.append(g)
             owners.append(lab)
-    left = _fill_empty(blocks, todo, geoms, owners, empty_step, hull_margins) if todo and geoms else todo
+    left = _fill_empty(blocks, todo, geoms, owners, empty_step, hull_margins, empty_pair_share) if todo and geoms else todo
     if left:  # no block with addresses around: plain Voronoi of every address
         base = voronoi_labels(polygon, *dedupe(xy, labels))
         for b in left:

@@ -64,6 +64,10 @@ class Params:
     #: … and only when it is round enough, its 4πA/P² at least this: a long thin block (a stretch of river, a
     #: rail cutting, a median strip) is shared by the BVs along it (0 = any shape; cross-validated, bench/).
     empty_block_min_roundness: float = 0.3
+    #: A block without addresses that is split among three BVs or more along its outline is split between the
+    #: two that hold most of it when the others hold at most this share of it (official maps give most of
+    #: such a block to one BV, seldom to three; 0 = never; cross-validated, bench/).
+    empty_block_pair_share: float = 0.3
     #: In a block split among BVs that straight lines separate (their addresses' convex hulls are apart), the
     #: limits are those lines deeper inside the block than this from its outline, the street axes; nearer,
     #: where addresses are, the Voronoi split stays (m; 0 = Voronoi throughout; cross-validated, bench/) …
