@@ -623,11 +623,12 @@ def case_cv_straight(method: str) -> list:
     the block's outline (where it leaves each address on its own side); in blocks of three or more, lines
     of widest margin between every two, or the core to the two BVs holding most of the outline. The rows:
     neither, the first alone, both (the default); ``streets`` on both dev sets and the noisy roll, two draws
-    of folds. The blocks of street axes drawn from the addresses (``voronoi``) keep the line of widest
-    margin between two BVs (``bench/RESULTS.md``, 2026-12-07)."""
+    of folds; as measured, before blocks without addresses were split between their main pair (0 here;
+    ``cv_empty_pair`` has it). The blocks of street axes drawn from the addresses (``voronoi``) keep the
+    line of widest margin between two BVs (``bench/RESULTS.md``, 2026-12-07)."""
     rows = []
     for chord, main_pair in ((False, False), (True, False), (True, True)):
-        g = {"straight_cut_chord": chord, "straight_cut_main_pair": main_pair}
+        g = {"straight_cut_chord": chord, "straight_cut_main_pair": main_pair, "empty_block_pair_share": 0.0}
         for seed in (0, 1):
             rows += [kfold(name, "streets", seed=seed, **g) for name in DEV_SETS]
             rows.append(kfold("paris_dev", "streets", noise=True, seed=seed, **g))
