@@ -182,9 +182,10 @@ def _main_pair_samples(xy: np.ndarray, labels: np.ndarray, share: float) -> tupl
     of a garden's outline takes no wedge of it (cross-validated, bench/).
     """
     held, count = np.unique(labels, return_counts=True)
-    if len(held) < 3 or 1 - np.sort(count)[::-1][:2].sum() / count.sum() > share:
+    main = np.argsort(-count, kind="stable")[:2]
+    if len(held) < 3 or 1 - count[main].sum() / count.sum() > share:
         return xy, labels
-    keep = np.isin(labels, held[np.argsort(-count, kind="stable")[:2]])
+    keep = np.isin(labels, held[main])
     return xy[keep], labels[keep]
 
 
@@ -387,7 +388,7 @@ def _straight_cuts(items: list, depth: float, chord: bool = True, main_pair: boo
     cut fails. Blocks of two BVs, most of them, go through each step together: the same GEOS calls, made
     on arrays, without a Python round per block."""
     out = [regions for _, regions, _, _ in items]
-    batch, hull0, hull1, xys = [], [], [], []
+    batch, hull0, hull1 = [], [], []
     for k, (block, regions, xy, labels) in enumerate(items):
         if len(regions) != 2:
             try:
@@ -401,12 +402,11 @@ def _straight_cuts(items: list, depth: float, chord: bool = True, main_pair: boo
             batch.append(k)
             hull0.append(multipoint(own0))
             hull1.append(multipoint(own1))
-            xys.append((own0, own1))
     if not batch:
         return out
     try:
         cut = _straight_cut_pairs([items[k] for k in batch], np.array(hull0, dtype=object),
-                                  np.array(hull1, dtype=object), xys, depth, chord)
+                                  np.array(hull1, dtype=object), depth, chord)
     except shapely.errors.GEOSException:  # one block's failure: block by block, as above
         cut = {}
         for i, k in enumerate(batch):
@@ -419,10 +419,10 @@ def _straight_cuts(items: list, depth: float, chord: bool = True, main_pair: boo
     return out
 
 
-def _straight_cut_pairs(items: list, points0: np.ndarray, points1: np.ndarray, xys: list, depth: float,
+def _straight_cut_pairs(items: list, points0: np.ndarray, points1: np.ndarray, depth: float,
                         chord: bool = True) -> dict:
-    """:func:`_straight_cut` of blocks of two BVs, with the addresses of each as MultiPoints and, in *xys*, as
-    arrays: ``{position in items: regions}`` for the blocks it changes."""
+    """:func:`_straight_cut` of blocks of two BVs, with the addresses of each as MultiPoints: ``{position in
+    items: regions}`` for the blocks it changes."""
     hulls0, hulls1 = shapely.convex_hull(points0), shapely.convex_hull(points1)
     apart = np.flatnonzero(~shapely.intersects(hulls0, hulls1))
     core = shapely.buffer(np.array([items[i][0] for i in apart], dtype=object), -depth, quad_segs=4)
@@ -433,7 +433,9 @@ def _straight_cut_pairs(items: list, points0: np.ndarray, points1: np.ndarray, x
         return {}
     ends = shapely.get_coordinates(shapely.shortest_line(hulls0[apart], hulls1[apart])).reshape(-1, 2, 2)
     for j, i in enumerate(apart if chord else ()):
-        line = _chord(items[i][0], *xys[i])
+        block, regions, xy, labels = items[i]
+        first, second = sorted(regions)
+        line = _chord(block, xy[labels == first], xy[labels == second])
         if line is not None:
             ends[j] = line
     sides = np.array([_half_plane(box, p, q) for box, (p, q) in zip(shapely.bounds(core), ends)], dtype=object)
@@ -499,7 +501,8 @@ def split_blocks(polygon, blocks: np.ndarray, xy: np.ndarray, labels: np.ndarray
         for lab, g in res.items():
             geoms.append(g)
             owners.append(lab)
-    left = _fill_empty(blocks, todo, geoms, owners, empty_step, hull_margins, empty_pair_share) if todo and geoms else todo
+    left = (_fill_empty(blocks, todo, geoms, owners, empty_step, hull_margins, empty_pair_share)
+            if todo and geoms else todo)
     if left:  # no block with addresses around: plain Voronoi of every address
         base = voronoi_labels(polygon, *dedupe(xy, labels))
         for b in left:
