@@ -11,6 +11,7 @@
     python bench/bench.py cv_empty     # blocks without addresses given whole to the BV they round off
     python bench/bench.py cv_straight  # straight limits in mixed blocks: widest margin, between the changes, main pair
     python bench/bench.py cv_empty_pair  # blocks without addresses split between the two main BVs of their outline
+    python bench/bench.py cv_depth     # the depth beyond which limits in mixed blocks are straight (≈ 20 min)
     python bench/bench.py suburbs      # Val-de-Marne 2019 lists (no streets, real geocoding noise): left-out electors
     python bench/bench.py speed        # build time: ours against the peers' 20-line geopandas Voronoi
     python bench/bench.py paris        # build Paris 1er–10e from paris_dev/roll.csv: time, memory
@@ -603,6 +604,25 @@ def case_cv_empty_pair(method: str) -> list:
     return rows
 
 
+def case_cv_depth(method: str) -> list:
+    """The depth beyond which the limits in mixed blocks are straight (Method, step 4), re-chosen with the
+    limits between the changes and the main pairs: 15, 17.5, 20 (the default), 22.5, 25, 30, 40 m for
+    ``streets`` on both dev sets and the noisy roll, two draws of folds; 15, 20, 25 m for ``voronoi`` (the
+    blocks of street axes drawn from the addresses), two draws; 20 and 25 m on the Val-de-Marne lists."""
+    rows = []
+    for depth in (15.0, 17.5, 20.0, 22.5, 25.0, 30.0, 40.0):
+        for seed in (0, 1):
+            rows += [kfold(name, "streets", seed=seed, straight_cut_depth=depth) for name in DEV_SETS]
+            rows.append(kfold("paris_dev", "streets", noise=True, seed=seed, straight_cut_depth=depth))
+    for depth in (15.0, 20.0, 25.0):
+        for seed in (0, 1):
+            rows += [kfold(name, "voronoi", seed=seed, straight_cut_depth=depth) for name in DEV_SETS]
+            rows.append(kfold("paris_dev", "voronoi", noise=True, seed=seed, straight_cut_depth=depth))
+    for depth in (20.0, 25.0):
+        rows += case_suburbs("guides", straight_cut_depth=depth)
+    return rows
+
+
 def case_cv_extension(method: str) -> list:
     """How far a range is carried past its last known number inside its block, where street lines give the
     blocks (Method, step 4): 24 m (as without street lines), 48, 96, 160 m, along the street or along its
@@ -759,7 +779,7 @@ CASES = {"paris": case_paris, "dept31": case_dept31, "accuracy": case_accuracy, 
          "cv": case_cv, "cv_guides": case_cv_guides, "cv_axes": case_cv_axes, "cv_handout": case_cv_handout,
          "cv_blocks": case_cv_blocks, "cv_leftover": case_cv_leftover, "cv_joins": case_cv_joins,
          "cv_extension": case_cv_extension, "cv_empty": case_cv_empty, "cv_straight": case_cv_straight,
-         "cv_empty_pair": case_cv_empty_pair,
+         "cv_empty_pair": case_cv_empty_pair, "cv_depth": case_cv_depth,
          "arrondissements": case_arrondissements, "where": case_where,
          "speed": case_speed,
          "suburbs": case_suburbs, "france": case_france,

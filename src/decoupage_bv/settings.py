@@ -71,7 +71,7 @@ class Params:
     #: In a block split among BVs that straight lines separate (their addresses' convex hulls are apart), the
     #: limits are those lines deeper inside the block than this from its outline, the street axes; nearer,
     #: where addresses are, the Voronoi split stays (m; 0 = Voronoi throughout; cross-validated, bench/) …
-    straight_cut_depth: float = 25.0
+    straight_cut_depth: float = 20.0
     #: … between two BVs, the line between the two places where the BV changes along the block's outline,
     #: where it leaves each address on its own side (:func:`blocks._chord`; bench/), else, and between
     #: three BVs or more, the lines of widest margin (False: those always, as in the blocks of street axes
