@@ -11,7 +11,7 @@
     python bench/bench.py cv_empty     # blocks without addresses given whole to the BV they round off
     python bench/bench.py cv_straight  # straight limits in mixed blocks: widest margin, between the changes, main pair
     python bench/bench.py cv_empty_pair  # blocks without addresses split between the two main BVs of their outline
-    python bench/bench.py cv_depth     # the depth beyond which limits in mixed blocks are straight (≈ 20 min)
+    python bench/bench.py cv_depth     # the depth beyond which limits in mixed blocks are straight (≈ 35 min)
     python bench/bench.py suburbs      # Val-de-Marne 2019 lists (no streets, real geocoding noise): left-out electors
     python bench/bench.py speed        # build time: ours against the peers' 20-line geopandas Voronoi
     python bench/bench.py paris        # build Paris 1er–10e from paris_dev/roll.csv: time, memory
@@ -606,20 +606,31 @@ def case_cv_empty_pair(method: str) -> list:
 
 def case_cv_depth(method: str) -> list:
     """The depth beyond which the limits in mixed blocks are straight (Method, step 4), re-chosen with the
-    limits between the changes and the main pairs: 15, 17.5, 20 (the default), 22.5, 25, 30, 40 m for
-    ``streets`` on both dev sets and the noisy roll, two draws of folds; 15, 20, 25 m for ``voronoi`` (the
-    blocks of street axes drawn from the addresses), two draws; 20 and 25 m on the Val-de-Marne lists."""
+    limits between the changes and the main pairs: first one depth for every mixed block, 15, 17.5, 20,
+    22.5, 25, 30, 40 m, for ``streets`` on both dev sets and the noisy roll, two draws of folds; then 20 m
+    with blocks of three BVs or more at 22.5, 25 (the default) or 30 m; ``voronoi`` (the blocks of street
+    axes drawn from the addresses) and the Val-de-Marne lists at 15/15, 20/20, 25/25 and 20/25 m."""
     rows = []
+
+    def streets(depth: float, three: float) -> None:
+        for seed in (0, 1):
+            rows.extend(kfold(name, "streets", seed=seed, straight_cut_depth=depth, straight_cut_depth_three=three)
+                        for name in DEV_SETS)
+            rows.append(kfold("paris_dev", "streets", noise=True, seed=seed, straight_cut_depth=depth,
+                              straight_cut_depth_three=three))
+
     for depth in (15.0, 17.5, 20.0, 22.5, 25.0, 30.0, 40.0):
+        streets(depth, depth)
+    for three in (22.5, 25.0, 30.0):
+        streets(20.0, three)
+    for depth, three in ((15.0, 15.0), (20.0, 20.0), (25.0, 25.0), (20.0, 25.0)):
         for seed in (0, 1):
-            rows += [kfold(name, "streets", seed=seed, straight_cut_depth=depth) for name in DEV_SETS]
-            rows.append(kfold("paris_dev", "streets", noise=True, seed=seed, straight_cut_depth=depth))
-    for depth in (15.0, 20.0, 25.0):
-        for seed in (0, 1):
-            rows += [kfold(name, "voronoi", seed=seed, straight_cut_depth=depth) for name in DEV_SETS]
-            rows.append(kfold("paris_dev", "voronoi", noise=True, seed=seed, straight_cut_depth=depth))
-    for depth in (20.0, 25.0):
-        rows += case_suburbs("guides", straight_cut_depth=depth)
+            rows += [kfold(name, "voronoi", seed=seed, straight_cut_depth=depth, straight_cut_depth_three=three)
+                     for name in DEV_SETS]
+            rows.append(kfold("paris_dev", "voronoi", noise=True, seed=seed, straight_cut_depth=depth,
+                              straight_cut_depth_three=three))
+    for depth, three in ((20.0, 20.0), (25.0, 25.0), (20.0, 25.0)):
+        rows += case_suburbs("guides", straight_cut_depth=depth, straight_cut_depth_three=three)
     return rows
 
 

@@ -211,3 +211,22 @@ def test_three_bvs_another_bv_in_the_core_leaves_the_lines_between_every_two():
     out = _straight_cut(YARD, regions, xy, labels, 20.0)
     old = _straight_cut(YARD, regions, xy, labels, 20.0, main_pair=False)
     assert all(shapely.equals(out[lab], old[lab]) for lab in (1, 2, 3))
+
+
+def test_blocks_of_three_bvs_have_their_own_depth():
+    # C has an address 22.5 m inside the yard: in the core from 20 m, which then falls back to the lines
+    # between every two (a wedge of the yard for C), not in the core from 25 m, which goes to A and B
+    xy, labels = _yard(extra_c=[(30.0, 22.5)])
+    outline = shapely.box(0, 0, 400, 120)
+    blocks = np.array([YARD, shapely.box(200, 0, 400, 120)], dtype=object)
+    right = _facade(204, 396, 4)
+    xy, labels = np.r_[xy, right], np.r_[labels, [2] * len(right)]
+    core = shapely.buffer(YARD, -25.0, quad_segs=4)
+    wedge = {}
+    for three in (20.0, 25.0):
+        out = split_blocks(outline, blocks, xy, labels, cut_depth=20.0, cut_depth_three=three)
+        assert_tiles(out, outline)
+        assert all(shapely.intersects_xy(out[lab], *xy[labels == lab].T).all() for lab in (1, 2, 3))
+        wedge[three] = shapely.intersection(out[3], core).area
+    assert wedge[20.0] > 100 and wedge[25.0] < 1e-6
+    assert Params().straight_cut_depth_three > Params().straight_cut_depth

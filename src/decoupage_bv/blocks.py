@@ -383,16 +383,19 @@ def _half_plane(box, p: np.ndarray, q: np.ndarray):
                             foot - along * span - normal * size, foot - along * span])
 
 
-def _straight_cuts(items: list, depth: float, chord: bool = True, main_pair: bool = True) -> list:
+def _straight_cuts(items: list, depth: float, chord: bool = True, main_pair: bool = True,
+                   depth_three: float | None = None) -> list:
     """:func:`_straight_cut` of each ``(block, regions, xy, labels)`` of *items*, each left as it is where the
-    cut fails. Blocks of two BVs, most of them, go through each step together: the same GEOS calls, made
-    on arrays, without a Python round per block."""
+    cut fails; blocks of three BVs or more beyond *depth_three* (*depth* when ``None``). Blocks of two BVs,
+    most of them, go through each step together: the same GEOS calls, made on arrays, without a Python
+    round per block."""
+    depth_three = depth if depth_three is None else depth_three
     out = [regions for _, regions, _, _ in items]
     batch, hull0, hull1 = [], [], []
     for k, (block, regions, xy, labels) in enumerate(items):
         if len(regions) != 2:
             try:
-                out[k] = _straight_cut(block, regions, xy, labels, depth, chord, main_pair)
+                out[k] = _straight_cut(block, regions, xy, labels, depth_three, chord, main_pair)
             except shapely.errors.GEOSException:  # a refinement: the Voronoi split stands without it
                 pass
             continue
@@ -455,12 +458,14 @@ def split_blocks(polygon, blocks: np.ndarray, xy: np.ndarray, labels: np.ndarray
                  guide_labels: np.ndarray | None = None, empty_step: float = Params.empty_block_step,
                  cut_depth: float = Params.straight_cut_depth, hull_margins: HullMargins = HULL_MARGINS,
                  chord: bool = Params.straight_cut_chord, main_pair: bool = Params.straight_cut_main_pair,
-                 empty_pair_share: float = Params.empty_block_pair_share) -> dict:
+                 empty_pair_share: float = Params.empty_block_pair_share,
+                 cut_depth_three: float = Params.straight_cut_depth_three) -> dict:
     """Tile *polygon*, cut into *blocks*, among the labels of *xy*: ``{label: geometry}``.
 
     A block with addresses is split by the Voronoi cells of its own addresses and guides (whole to its BV
     when it has one), with straight limits in its core beyond *cut_depth* from its outline where straight
-    lines separate its BVs (:func:`_straight_cut`, with *chord* and *main_pair*; blocks of street lines only:
+    lines separate its BVs (:func:`_straight_cut`, with *chord* and *main_pair*; *cut_depth_three* in blocks
+    of three BVs or more; blocks of street lines only:
     a commune that is one block has no street axes for an outline); a block without is split among the
     pieces around it (between the two main ones, *empty_pair_share*), or given whole to the BV whose outline
     it rounds off (*hull_margins*, :func:`_rounding_owner`). Shared edges
@@ -494,7 +499,8 @@ def split_blocks(polygon, blocks: np.ndarray, xy: np.ndarray, labels: np.ndarray
     if cut_depth > 0 and len(blocks) > 1:
         cut = [k for k, res in enumerate(split) if len(res) > 1]
         done = _straight_cuts([(blocks[mixed_blocks[k]], split[k], xy[seeds_in[mixed_blocks[k]]],
-                                labels[seeds_in[mixed_blocks[k]]]) for k in cut], cut_depth, chord, main_pair)
+                                labels[seeds_in[mixed_blocks[k]]]) for k in cut], cut_depth, chord, main_pair,
+                               cut_depth_three)
         for k, res in zip(cut, done):
             split[k] = res
     for res in split:

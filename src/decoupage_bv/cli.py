@@ -69,6 +69,8 @@ PARAM_OPTIONS = {
     "straight_cut_depth": "Method streets: in a block shared by BVs that straight lines separate, the limits are "
                           "those lines deeper inside the block than this many metres from the street axes (0: "
                           "Voronoi throughout).",
+    "straight_cut_depth_three": "Method streets: the same depth in a block of three BVs or more, whose core goes to "
+                                "the two BVs holding most of its outline when no other BV has an address in it.",
 }
 
 
@@ -134,7 +136,8 @@ class BuildCommand(SectionedCommand):
         "outputs": "Outputs",
         **dict.fromkeys(["method", "streets", "osm_streets", "no_guides", "no_address_axes", "fragment_max_addresses",
                          "join_max_gap", "join_cut_off_share",
-                         "leftover_max_share", "straight_cut_depth", "split_empty_blocks", "jobs"], "Method"),
+                         "leftover_max_share", "straight_cut_depth", "straight_cut_depth_three",
+                         "split_empty_blocks", "jobs"], "Method"),
         **dict.fromkeys(["geo_types", "min_score", "outside_tolerance"], "Point filters"),
         **dict.fromkeys(["cache", "offline"], "Download and cache"),
     }

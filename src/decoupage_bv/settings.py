@@ -72,6 +72,10 @@ class Params:
     #: limits are those lines deeper inside the block than this from its outline, the street axes; nearer,
     #: where addresses are, the Voronoi split stays (m; 0 = Voronoi throughout; cross-validated, bench/) …
     straight_cut_depth: float = 20.0
+    #: … in a block of three BVs or more, deeper than this: its core goes to the two BVs that hold most of
+    #: its outline only when no other BV has an address in it (below), and a shallower core holds such an
+    #: address more often (cross-validated, bench/).
+    straight_cut_depth_three: float = 25.0
     #: … between two BVs, the line between the two places where the BV changes along the block's outline,
     #: where it leaves each address on its own side (:func:`blocks._chord`; bench/), else, and between
     #: three BVs or more, the lines of widest margin (False: those always, as in the blocks of street axes
