@@ -464,13 +464,12 @@ def split_blocks(polygon, blocks: np.ndarray, xy: np.ndarray, labels: np.ndarray
 
     A block with addresses is split by the Voronoi cells of its own addresses and guides (whole to its BV
     when it has one), with straight limits in its core beyond *cut_depth* from its outline where straight
-    lines separate its BVs (:func:`_straight_cut`, with *chord* and *main_pair*; *cut_depth_three* in blocks
-    of three BVs or more; blocks of street lines only:
-    a commune that is one block has no street axes for an outline); a block without is split among the
-    pieces around it (between the two main ones, *empty_pair_share*), or given whole to the BV whose outline
-    it rounds off (*hull_margins*, :func:`_rounding_owner`). Shared edges
-    are made identical (``coverage_clean``) before the pieces of each BV are merged, so that a BV spread
-    over neighbouring blocks comes out in one piece.
+    lines separate its BVs (:func:`_straight_cut`, with *chord* and *main_pair*; beyond *cut_depth_three* in
+    blocks of three BVs or more; blocks of street lines only: a commune that is one block has no street axes
+    for an outline); a block without is split among the pieces around it (between the two main ones,
+    *empty_pair_share*), or given whole to the BV whose outline it rounds off (*hull_margins*,
+    :func:`_rounding_owner`). Shared edges are made identical (``coverage_clean``) before the pieces of each
+    BV are merged, so that a BV spread over neighbouring blocks comes out in one piece.
     """
     rest = shapely.Polygon()
     if len(blocks) > 1 and abs(shapely.area(blocks).sum() - polygon.area) > 1e-9 * polygon.area:
