@@ -2,10 +2,13 @@
 (blocks._fill_empty, _rounding_owner)."""
 
 import numpy as np
+import pytest
 import shapely
 
 from conftest import assert_tiles
 from decoupage_bv.blocks import HullMargins, split_blocks
+from decoupage_bv.streets import enclosures
+from decoupage_bv.voronoi import voronoi_labels
 
 
 def _grid(blocks_x, blocks_y, side=100.0):
@@ -194,3 +197,46 @@ def test_an_empty_block_split_goes_to_the_two_bvs_holding_most_of_its_outline():
     # not when they may hold less than C does (0.1), nor with the rule off (0): C takes its wedge
     for share in (0.1, 0.0):
         assert build(share)["C"] > 1000
+
+
+def _town_and_wood():
+    """A town of six BVs in bands along its west side (two addresses every 15 m on each of its streets) and a
+    wood of 520 ha east of it, cut into blocks by winding roads: its blocks, its addresses, the wood."""
+    rng = np.random.default_rng(1)
+    height, width, town = 2400.0, 3000.0, 800.0
+    xy, labels = [], []
+    for y in np.arange(50.0, height, 100.0):
+        for x in np.arange(10.0, town, 15.0):
+            for off in (-8.0, 8.0):
+                xy.append((x, y + off))
+                labels.append(f"BV{min(int((y + off) // 400), 5)}")
+    lines = [shapely.LineString([(0, y), (town + 50, y)]) for y in np.arange(50.0, height, 100.0)]
+    lines += [shapely.LineString([(x, 0), (x, height)]) for x in np.arange(100.0, town + 60, 200.0)]
+    for x in np.arange(town + 300, width, 350.0):
+        lines.append(shapely.LineString([(x + rng.normal(0, 60), y) for y in np.linspace(0, height, 8)]))
+    for y in np.arange(200.0, height, 420.0):
+        lines.append(shapely.LineString([(town + 50 + d, y + rng.normal(0, 60))
+                                         for d in np.linspace(0, width - town - 50, 8)]))
+    outline = shapely.box(0, 0, width, height)
+    blocks = enclosures(outline, np.array(lines, dtype=object))
+    return outline, blocks, np.array(xy), np.array(labels), shapely.box(town + 50, 0, width, height)
+
+
+def test_a_wood_is_shared_as_plain_voronoi_shares_it():
+    # decided block by block from its edge inwards, the wood went unevenly to the BVs along it (one of them
+    # got less than half the share of another); as one stretch of empty blocks over 100 ha, it is shared as
+    # plain Voronoi shares it
+    outline, blocks, xy, labels, wood = _town_and_wood()
+    plain = voronoi_labels(outline, xy, labels)
+
+    def shares(out):
+        return {k: shapely.intersection(g, wood).area / wood.area for k, g in sorted(out.items())}
+
+    out = split_blocks(outline, blocks, xy, labels)
+    assert_tiles(out, outline)
+    assert shares(out) == pytest.approx(shares(plain), abs=1e-6)
+    cascade = shares(split_blocks(outline, blocks, xy, labels, wood_area=np.inf))
+    assert min(cascade.values()) < 0.6 * max(cascade.values())
+    # a garden (the same town, the wood's area under the threshold) is still decided block by block
+    garden = shares(split_blocks(outline, blocks, xy, labels, wood_area=wood.area + 1))
+    assert garden == pytest.approx(cascade)

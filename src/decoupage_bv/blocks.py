@@ -174,6 +174,30 @@ def _fill_empty(blocks: np.ndarray, todo: list, geoms: list, owners: list, step:
     return []
 
 
+def _large_regions(blocks: np.ndarray, todo: list, min_area: float) -> set:
+    """The blocks of *todo* (blocks without addresses) that belong to a stretch of them, touching one
+    another, of at least *min_area* m² in all: a wood cut by its roads.
+
+    Such a stretch is decided block by block from its edge inwards, each block by the pieces already around
+    it, so that the BVs at its corners take ever more of it; a wood goes to the BVs along it as plain
+    Voronoi shares it instead (bench/RESULTS.md).
+    """
+    if not todo or not np.isfinite(min_area) or shapely.area(blocks[todo]).sum() < min_area:
+        return set()
+    arr = blocks[todo]
+    a, b = STRtree(arr).query(arr, predicate="dwithin", distance=0.05)
+    group = np.arange(len(todo))
+    while True:  # each block takes the lowest group among its neighbours until none changes
+        low = group.copy()
+        np.minimum.at(low, a, group[b])
+        low = low[low]
+        if (low == group).all():
+            break
+        group = low
+    area = np.bincount(group, weights=shapely.area(arr), minlength=len(todo))
+    return {todo[k] for k in np.flatnonzero(area[group] >= min_area)}
+
+
 def _main_pair_samples(xy: np.ndarray, labels: np.ndarray, share: float) -> tuple[np.ndarray, np.ndarray]:
     """The samples of an empty block's outline (*xy*, their BVs' *labels*) of the two BVs that hold most of
     it, when three BVs or more hold some and the others at most *share* of it; else all of them.
@@ -459,7 +483,8 @@ def split_blocks(polygon, blocks: np.ndarray, xy: np.ndarray, labels: np.ndarray
                  cut_depth: float = Params.straight_cut_depth, hull_margins: HullMargins = HULL_MARGINS,
                  chord: bool = Params.straight_cut_chord, main_pair: bool = Params.straight_cut_main_pair,
                  empty_pair_share: float = Params.empty_block_pair_share,
-                 cut_depth_three: float = Params.straight_cut_depth_three) -> dict:
+                 cut_depth_three: float = Params.straight_cut_depth_three,
+                 wood_area: float = Params.empty_region_voronoi_area) -> dict:
     """Tile *polygon*, cut into *blocks*, among the labels of *xy*: ``{label: geometry}``.
 
     A block with addresses is split by the Voronoi cells of its own addresses and guides (whole to its BV
@@ -468,7 +493,8 @@ def split_blocks(polygon, blocks: np.ndarray, xy: np.ndarray, labels: np.ndarray
     blocks of three BVs or more; blocks of street lines only: a commune that is one block has no street axes
     for an outline); a block without is split among the pieces around it (between the two main ones,
     *empty_pair_share*), or given whole to the BV whose outline it rounds off (*hull_margins*,
-    :func:`_rounding_owner`). Shared edges are made identical (``coverage_clean``) before the pieces of each
+    :func:`_rounding_owner`), unless it belongs to a stretch of such blocks of at least *wood_area* m² (a wood
+    cut by its roads), split as plain Voronoi splits it (:func:`_large_regions`). Shared edges are made identical (``coverage_clean``) before the pieces of each
     BV are merged, so that a BV spread over neighbouring blocks comes out in one piece.
     """
     rest = shapely.Polygon()
@@ -506,9 +532,12 @@ def split_blocks(polygon, blocks: np.ndarray, xy: np.ndarray, labels: np.ndarray
         for lab, g in res.items():
             geoms.append(g)
             owners.append(lab)
+    wood = _large_regions(blocks, todo, wood_area)
+    todo = [b for b in todo if b not in wood]
     left = (_fill_empty(blocks, todo, geoms, owners, empty_step, hull_margins, empty_pair_share)
             if todo and geoms else todo)
-    if left:  # no block with addresses around: plain Voronoi of every address
+    left = sorted([*left, *wood])
+    if left:  # a wood, or no block with addresses around: plain Voronoi of every address
         base = voronoi_labels(polygon, *dedupe(xy, labels))
         for b in left:
             for lab, g in base.items():

@@ -71,6 +71,8 @@ PARAM_OPTIONS = {
                           "Voronoi throughout).",
     "straight_cut_depth_three": "Method streets: the same depth in a block of three BVs or more, whose core goes to "
                                 "the two BVs holding most of its outline when no other BV has an address in it.",
+    "empty_region_voronoi_area": "Blocks without addresses touching one another over at least this many m² (a wood "
+                                 "cut by its roads) are split as plain Voronoi splits them (inf: never).",
 }
 
 
@@ -137,6 +139,7 @@ class BuildCommand(SectionedCommand):
         **dict.fromkeys(["method", "streets", "osm_streets", "no_guides", "no_address_axes", "fragment_max_addresses",
                          "join_max_gap", "join_cut_off_share",
                          "leftover_max_share", "straight_cut_depth", "straight_cut_depth_three",
+                         "empty_region_voronoi_area",
                          "split_empty_blocks", "jobs"], "Method"),
         **dict.fromkeys(["geo_types", "min_score", "outside_tolerance"], "Point filters"),
         **dict.fromkeys(["cache", "offline"], "Download and cache"),

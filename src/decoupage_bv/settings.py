@@ -68,6 +68,11 @@ class Params:
     #: two that hold most of it when the others hold at most this share of it (official maps give most of
     #: such a block to one BV, seldom to three; 0 = never; cross-validated, bench/).
     empty_block_pair_share: float = 0.3
+    #: Blocks without addresses that touch one another over at least this area (m²; a wood cut by its roads)
+    #: are split as plain Voronoi splits them: decided one by one from the edge inwards, the BVs at the
+    #: corners of a wood took ever more of it (``inf`` = never; the Paris dev sets' largest such stretch,
+    #: gardens and river, is 81 ha; bench/RESULTS.md).
+    empty_region_voronoi_area: float = 1_000_000.0
     #: In a block split among BVs that straight lines separate (their addresses' convex hulls are apart), the
     #: limits are those lines deeper inside the block than this from its outline, the street axes; nearer,
     #: where addresses are, the Voronoi split stays (m; 0 = Voronoi throughout; cross-validated, bench/) …

@@ -54,7 +54,8 @@ def tessellate_unit(polygon, xy: np.ndarray, labels: np.ndarray, weights: np.nda
                           empty_step=params.empty_block_step, cut_depth=params.straight_cut_depth,
                           hull_margins=hull_margins(params), chord=params.straight_cut_chord,
                           main_pair=params.straight_cut_main_pair, empty_pair_share=params.empty_block_pair_share,
-                          cut_depth_three=params.straight_cut_depth_three)
+                          cut_depth_three=params.straight_cut_depth_three,
+                          wood_area=params.empty_region_voronoi_area)
     strays = replace(params, fragment_max_addresses=params.stray_max_addresses, fragment_max_share=0.0)
     if guide_xy is None or not len(guide_xy):
         params = replace(strays, leftover_max_share=0.0, join_cut_off_share=0.0)
