@@ -12,6 +12,8 @@
     python bench/bench.py cv_straight  # straight limits in mixed blocks: widest margin, between the changes, main pair
     python bench/bench.py cv_empty_pair  # blocks without addresses split between the two main BVs of their outline
     python bench/bench.py cv_depth     # the depth beyond which limits in mixed blocks are straight (≈ 35 min)
+    python bench/bench.py cv_wood      # stretches of empty blocks over an area split as plain Voronoi splits them
+    python bench/bench.py cv_strips    # the core of a block of three BVs to its main pair only in blocks round enough
     python bench/bench.py suburbs      # Val-de-Marne 2019 lists (no streets, real geocoding noise): left-out electors
     python bench/bench.py speed        # build time: ours against the peers' 20-line geopandas Voronoi
     python bench/bench.py paris        # build Paris 1er–10e from paris_dev/roll.csv: time, memory
@@ -634,6 +636,35 @@ def case_cv_depth(method: str) -> list:
     return rows
 
 
+def case_cv_wood(method: str) -> list:
+    """Blocks without addresses touching one another over an area (Method, step 4) split as plain Voronoi
+    splits them: from 20, 50, 80 or 100 ha (the default), or never; ``streets`` on both dev sets and the
+    noisy roll, two draws of folds. The dev sets' largest such stretch is 81 ha (gardens and river): a
+    threshold above it changes nothing there, the woods of the arrondissements held out are 8 to 10 km²."""
+    rows = []
+    for area in (200_000.0, 500_000.0, 800_000.0, 1_000_000.0, float("inf")):
+        for seed in (0, 1):
+            rows += [kfold(name, "streets", seed=seed, empty_region_voronoi_area=area) for name in DEV_SETS]
+            rows.append(kfold("paris_dev", "streets", noise=True, seed=seed, empty_region_voronoi_area=area))
+    return rows
+
+
+def case_cv_strips(method: str) -> list:
+    """The core of a block of three BVs or more given to its main pair only when the block is round enough
+    (Method, step 4; its 4πA/P² at least 0, 0.3, 0.4, 0.5 (the default) or 0.65): ``streets`` on both dev
+    sets and the noisy roll, two draws of folds. Not in the blocks of street axes drawn from the addresses
+    (``voronoi``, the Val-de-Marne lists), where 0.5 left the dev sets within ±0.0003 and one BV more in
+    pieces in the suburbs (bench/RESULTS.md)."""
+    rows = []
+    for roundness in (0.0, 0.3, 0.4, 0.5, 0.65):
+        for seed in (0, 1):
+            rows += [kfold(name, "streets", seed=seed, straight_cut_main_pair_min_roundness=roundness)
+                     for name in DEV_SETS]
+            rows.append(kfold("paris_dev", "streets", noise=True, seed=seed,
+                              straight_cut_main_pair_min_roundness=roundness))
+    return rows
+
+
 def case_cv_extension(method: str) -> list:
     """How far a range is carried past its last known number inside its block, where street lines give the
     blocks (Method, step 4): 24 m (as without street lines), 48, 96, 160 m, along the street or along its
@@ -790,7 +821,8 @@ CASES = {"paris": case_paris, "dept31": case_dept31, "accuracy": case_accuracy, 
          "cv": case_cv, "cv_guides": case_cv_guides, "cv_axes": case_cv_axes, "cv_handout": case_cv_handout,
          "cv_blocks": case_cv_blocks, "cv_leftover": case_cv_leftover, "cv_joins": case_cv_joins,
          "cv_extension": case_cv_extension, "cv_empty": case_cv_empty, "cv_straight": case_cv_straight,
-         "cv_empty_pair": case_cv_empty_pair, "cv_depth": case_cv_depth,
+         "cv_empty_pair": case_cv_empty_pair, "cv_depth": case_cv_depth, "cv_wood": case_cv_wood,
+         "cv_strips": case_cv_strips,
          "arrondissements": case_arrondissements, "where": case_where,
          "speed": case_speed,
          "suburbs": case_suburbs, "france": case_france,

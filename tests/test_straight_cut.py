@@ -230,3 +230,20 @@ def test_blocks_of_three_bvs_have_their_own_depth():
         wedge[three] = shapely.intersection(out[3], core).area
     assert wedge[20.0] > 100 and wedge[25.0] < 1e-6
     assert Params().straight_cut_depth_three > Params().straight_cut_depth
+
+
+def test_a_long_thin_block_of_three_bvs_is_shared_by_the_bvs_along_it():
+    # the yard stretched into a strip six times as long as it is wide (4πA/P² 0.39, a rail corridor, the
+    # side of an esplanade): its core is not given to the two main BVs but split by the lines between every
+    # two, as a long thin block without addresses is shared by the BVs along it
+    strip = shapely.box(0, 0, 480, 80)
+    a, b, c = _facade(4, 476, 76), _facade(40, 476, 4), _facade(4, 24, 4)
+    xy, labels = np.r_[a, b, c], np.array([1] * len(a) + [2] * len(b) + [3] * len(c))
+    regions = voronoi_labels(strip, xy, labels)
+    out = _straight_cut(strip, regions, xy, labels, 20.0)
+    pair = _straight_cut(strip, regions, xy, labels, 20.0, main_pair_roundness=0.0)
+    every_two = _straight_cut(strip, regions, xy, labels, 20.0, main_pair=False)
+    assert 0.3 < 4 * np.pi * strip.area / strip.length ** 2 < Params().straight_cut_main_pair_min_roundness
+    assert all(shapely.equals(out[lab], every_two[lab]) for lab in (1, 2, 3))
+    core = shapely.buffer(strip, -20.0, quad_segs=4)
+    assert shapely.intersection(pair[3], core).area < 1e-6 < shapely.intersection(out[3], core).area

@@ -260,7 +260,8 @@ def _rounding_owner(blocks: np.ndarray, contested: list, geoms: np.ndarray, owne
 
 
 def _straight_cut(block, regions: dict, xy: np.ndarray, labels: np.ndarray, depth: float,
-                  chord: bool = True, main_pair: bool = True) -> dict:
+                  chord: bool = True, main_pair: bool = True,
+                  main_pair_roundness: float = Params.straight_cut_main_pair_min_roundness) -> dict:
     """*regions* of a mixed block, with straight limits inside it, deeper than *depth* from its outline.
 
     Official limits cross a block straight, from one street to another, where Voronoi cells between two
@@ -271,7 +272,9 @@ def _straight_cut(block, regions: dict, xy: np.ndarray, labels: np.ndarray, dept
     other side, the line of widest margin (the perpendicular bisector of the shortest segment between the
     hulls); nearer, along the streets where addresses are, the Voronoi split stays. With three BVs or
     more, the core goes to the two that hold most of the block's outline, split by the line between them
-    as for two, when no other BV has an address in it (:func:`_main_pair_cut`; with *main_pair*); else a
+    as for two, when no other BV has an address in it and the block is not long and thin (its 4πA/P² at
+    least *main_pair_roundness*: a strip is shared by the BVs along it) (:func:`_main_pair_cut`; with
+    *main_pair*); else a
     place of the core goes to the BV on whose side of the lines of widest margin it lies against every
     other, and where there is none, the Voronoi split stays. No address changes BV (each lies on its own
     side of every line). Unchanged when two BVs' hulls overlap or a BV of *regions* has no address in the
@@ -288,7 +291,7 @@ def _straight_cut(block, regions: dict, xy: np.ndarray, labels: np.ndarray, dept
     core = shapely.buffer(block, -depth, quad_segs=4)
     if core.is_empty or core.area < 1.0:
         return regions
-    if main_pair and len(labs) > 2:
+    if main_pair and len(labs) > 2 and 4 * np.pi * block.area >= main_pair_roundness * block.length ** 2:
         cut = _main_pair_cut(block, regions, xy, labels, core, dict(zip(labs, hulls)), chord)
         if cut is not None:
             return cut
@@ -408,7 +411,8 @@ def _half_plane(box, p: np.ndarray, q: np.ndarray):
 
 
 def _straight_cuts(items: list, depth: float, chord: bool = True, main_pair: bool = True,
-                   depth_three: float | None = None) -> list:
+                   depth_three: float | None = None,
+                   main_pair_roundness: float = Params.straight_cut_main_pair_min_roundness) -> list:
     """:func:`_straight_cut` of each ``(block, regions, xy, labels)`` of *items*, each left as it is where the
     cut fails; blocks of three BVs or more beyond *depth_three* (*depth* when ``None``). Blocks of two BVs,
     most of them, go through each step together: the same GEOS calls, made on arrays, without a Python
@@ -419,7 +423,8 @@ def _straight_cuts(items: list, depth: float, chord: bool = True, main_pair: boo
     for k, (block, regions, xy, labels) in enumerate(items):
         if len(regions) != 2:
             try:
-                out[k] = _straight_cut(block, regions, xy, labels, depth_three, chord, main_pair)
+                out[k] = _straight_cut(block, regions, xy, labels, depth_three, chord, main_pair,
+                                       main_pair_roundness)
             except shapely.errors.GEOSException:  # a refinement: the Voronoi split stands without it
                 pass
             continue
@@ -484,14 +489,15 @@ def split_blocks(polygon, blocks: np.ndarray, xy: np.ndarray, labels: np.ndarray
                  chord: bool = Params.straight_cut_chord, main_pair: bool = Params.straight_cut_main_pair,
                  empty_pair_share: float = Params.empty_block_pair_share,
                  cut_depth_three: float = Params.straight_cut_depth_three,
-                 wood_area: float = Params.empty_region_voronoi_area) -> dict:
+                 wood_area: float = Params.empty_region_voronoi_area,
+                 main_pair_roundness: float = Params.straight_cut_main_pair_min_roundness) -> dict:
     """Tile *polygon*, cut into *blocks*, among the labels of *xy*: ``{label: geometry}``.
 
     A block with addresses is split by the Voronoi cells of its own addresses and guides (whole to its BV
     when it has one), with straight limits in its core beyond *cut_depth* from its outline where straight
-    lines separate its BVs (:func:`_straight_cut`, with *chord* and *main_pair*; beyond *cut_depth_three* in
-    blocks of three BVs or more; blocks of street lines only: a commune that is one block has no street axes
-    for an outline); a block without is split among the pieces around it (between the two main ones,
+    lines separate its BVs (:func:`_straight_cut`, with *chord* and *main_pair*, the latter in blocks at least
+    *main_pair_roundness* round; beyond *cut_depth_three* in blocks of three BVs or more; blocks of street
+    lines only: a commune that is one block has no street axes for an outline); a block without is split among the pieces around it (between the two main ones,
     *empty_pair_share*), or given whole to the BV whose outline it rounds off (*hull_margins*,
     :func:`_rounding_owner`), unless it belongs to a stretch of such blocks of at least *wood_area* m² (a wood
     cut by its roads), split as plain Voronoi splits it (:func:`_large_regions`). Shared edges are made identical (``coverage_clean``) before the pieces of each
@@ -525,7 +531,7 @@ def split_blocks(polygon, blocks: np.ndarray, xy: np.ndarray, labels: np.ndarray
         cut = [k for k, res in enumerate(split) if len(res) > 1]
         done = _straight_cuts([(blocks[mixed_blocks[k]], split[k], xy[seeds_in[mixed_blocks[k]]],
                                 labels[seeds_in[mixed_blocks[k]]]) for k in cut], cut_depth, chord, main_pair,
-                               cut_depth_three)
+                               cut_depth_three, main_pair_roundness)
         for k, res in zip(cut, done):
             split[k] = res
     for res in split:

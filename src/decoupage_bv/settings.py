@@ -90,6 +90,10 @@ class Params:
     #: split by the line between them, when no other BV has an address in it (:func:`blocks._main_pair_cut`;
     #: bench/); False: each place to the BV on its side of the lines of widest margin against every other.
     straight_cut_main_pair: bool = True
+    #: … when the block is not long and thin, its 4πA/P² at least this: a strip along a street (a rail
+    #: corridor, the side of an esplanade) is shared by the BVs along it, as a long thin block without
+    #: addresses is (0 = any shape; cross-validated, bench/).
+    straight_cut_main_pair_min_roundness: float = 0.5
     #: Pieces smaller than this (m²) are slivers, always merged.
     sliver_area: float = 1.0
     #: Tessellation method: ``voronoi`` (per commune), ``streets`` (Voronoi inside each block of the street

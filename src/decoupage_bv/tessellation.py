@@ -55,7 +55,8 @@ def tessellate_unit(polygon, xy: np.ndarray, labels: np.ndarray, weights: np.nda
                           hull_margins=hull_margins(params), chord=params.straight_cut_chord,
                           main_pair=params.straight_cut_main_pair, empty_pair_share=params.empty_block_pair_share,
                           cut_depth_three=params.straight_cut_depth_three,
-                          wood_area=params.empty_region_voronoi_area)
+                          wood_area=params.empty_region_voronoi_area,
+                          main_pair_roundness=params.straight_cut_main_pair_min_roundness)
     strays = replace(params, fragment_max_addresses=params.stray_max_addresses, fragment_max_share=0.0)
     if guide_xy is None or not len(guide_xy):
         params = replace(strays, leftover_max_share=0.0, join_cut_off_share=0.0)
@@ -104,9 +105,11 @@ def _run(task):
         if params.address_axes and (lines is None or not len(lines)):
             drawn = street_axes(*rows[1:], params, parsed)
             if len(drawn):
-                # their blocks are rougher than street lines': the straight limits stay lines of widest margin
+                # their blocks are rougher than street lines': the straight limits stay lines of widest margin,
+                # and a block's shape does not tell a strip from a yard (bench/)
                 lines, axes = drawn, len(drawn)
-                params = replace(params, method="streets", straight_cut_chord=False)
+                params = replace(params, method="streets", straight_cut_chord=False,
+                                 straight_cut_main_pair_min_roundness=0.0)
     pieces = tessellate_unit(polygon, xy, labels, weights, params, lines, gxy, glabels, ends, blocks)
     return unit, pieces, (0 if glabels is None else len(glabels), axes)
 
