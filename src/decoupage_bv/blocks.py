@@ -545,12 +545,15 @@ def split_blocks(polygon, blocks: np.ndarray, xy: np.ndarray, labels: np.ndarray
     left = sorted([*left, *wood])
     if left:  # a wood, or no block with addresses around: plain Voronoi of every address
         base = voronoi_labels(polygon, *dedupe(xy, labels))
-        for b in left:
-            for lab, g in base.items():
-                piece = shapely.intersection(blocks[b], g)
-                if not piece.is_empty and piece.area > 0:
-                    geoms.append(piece)
-                    owners.append(lab)
+        labs, regions = list(base), np.array(list(base.values()), dtype=object)
+        b, r = STRtree(regions).query(blocks[left], predicate="intersects")
+        order = np.lexsort((r, b))
+        b, r = b[order], r[order]
+        pieces = shapely.intersection(blocks[np.array(left)[b]], regions[r])
+        for piece, k in zip(pieces, r):
+            if not piece.is_empty and piece.area > 0:
+                geoms.append(piece)
+                owners.append(labs[k])
     geoms = tidy_all(np.array(geoms, dtype=object))
     owners = np.array(owners)
     keep = ~shapely.is_empty(geoms)
