@@ -1,6 +1,7 @@
 """Hand-made cases: degenerate point sets, special codes, bad rows."""
 
 import gzip
+import json
 
 import numpy as np
 import pytest
@@ -384,3 +385,11 @@ def test_communes_without_code_column(tmp_path):
     ONE.rename(columns={"code": "identifiant"}).to_file(p)
     with pytest.raises(InputError, match="no INSEE code column"):
         build(roll_rows([("31001_1", "31001", X0, Y0)]), str(p))
+
+
+def test_an_infinite_setting_keeps_the_report_strict_json():
+    # JSON has no infinity: an infinite setting (never split a wood as plain Voronoi) is written "inf"
+    rows = [(f"31001_{1 + (i >= 3)}", "31001", X0 + 100 + 150 * i, Y0 + 500) for i in range(6)]
+    r = build(roll_rows(rows), ONE, params=Params(jobs=1, empty_region_voronoi_area=float("inf")))
+    text = json.dumps(r.report, allow_nan=False)
+    assert json.loads(text)["parameters"]["empty_region_voronoi_area"] == "inf"

@@ -72,7 +72,8 @@ PARAM_OPTIONS = {
     "straight_cut_depth_three": "Method streets: the same depth in a block of three BVs or more, whose core goes to "
                                 "the two BVs holding most of its outline when no other BV has an address in it.",
     "empty_region_voronoi_area": "Blocks without addresses touching one another over at least this many m² (a wood "
-                                 "cut by its roads) are split as plain Voronoi splits them (inf: never).",
+                                 "cut by its roads) are split as plain Voronoi splits them (inf: never; 0: every "
+                                 "block without addresses).",
 }
 
 

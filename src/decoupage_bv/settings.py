@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 
 
@@ -70,8 +71,8 @@ class Params:
     empty_block_pair_share: float = 0.3
     #: Blocks without addresses that touch one another over at least this area (m²; a wood cut by its roads)
     #: are split as plain Voronoi splits them: decided one by one from the edge inwards, the BVs at the
-    #: corners of a wood took ever more of it (``inf`` = never; the Paris dev sets' largest such stretch,
-    #: gardens and river, is 81 ha; bench/RESULTS.md).
+    #: corners of a wood took ever more of it (``inf`` = never, 0 = every block without addresses; the Paris
+    #: dev sets' largest such stretch, gardens and river, is 81 ha; bench/RESULTS.md).
     empty_region_voronoi_area: float = 1_000_000.0
     #: In a block split among BVs that straight lines separate (their addresses' convex hulls are apart), the
     #: limits are those lines deeper inside the block than this from its outline, the street axes; nearer,
@@ -140,7 +141,8 @@ class Params:
     jobs: int = field(default=2, compare=False)
 
     def as_dict(self) -> dict:
+        """The parameters as plain JSON values (an infinite setting as ``"inf"``: JSON has no infinity)."""
         d = asdict(self)
         d.pop("jobs")
         d["geo_types"] = list(self.geo_types)
-        return d
+        return {k: str(v) if isinstance(v, float) and not math.isfinite(v) else v for k, v in d.items()}
