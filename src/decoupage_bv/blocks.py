@@ -272,11 +272,10 @@ def _straight_cut(block, regions: dict, xy: np.ndarray, labels: np.ndarray, dept
     other side, the line of widest margin (the perpendicular bisector of the shortest segment between the
     hulls); nearer, along the streets where addresses are, the Voronoi split stays. With three BVs or
     more, the core goes to the two that hold most of the block's outline, split by the line between them
-    as for two, when no other BV has an address in it and the block is not long and thin (its 4πA/P² at
-    least *main_pair_roundness*: a strip is shared by the BVs along it) (:func:`_main_pair_cut`; with
-    *main_pair*); else a
-    place of the core goes to the BV on whose side of the lines of widest margin it lies against every
-    other, and where there is none, the Voronoi split stays. No address changes BV (each lies on its own
+    as for two, when no other BV has an address in it and the block is not long and thin, its 4πA/P² at
+    least *main_pair_roundness*: a strip is shared by the BVs along it (:func:`_main_pair_cut`; with
+    *main_pair*). Else a place of the core goes to the BV on whose side of the lines of widest margin it
+    lies against every other, and where there is none, the Voronoi split stays. No address changes BV (each lies on its own
     side of every line). Unchanged when two BVs' hulls overlap or a BV of *regions* has no address in the
     block (guides only).
     """
@@ -495,12 +494,13 @@ def split_blocks(polygon, blocks: np.ndarray, xy: np.ndarray, labels: np.ndarray
 
     A block with addresses is split by the Voronoi cells of its own addresses and guides (whole to its BV
     when it has one), with straight limits in its core beyond *cut_depth* from its outline where straight
-    lines separate its BVs (:func:`_straight_cut`, with *chord* and *main_pair*, the latter in blocks at least
-    *main_pair_roundness* round; beyond *cut_depth_three* in blocks of three BVs or more; blocks of street
-    lines only: a commune that is one block has no street axes for an outline); a block without is split among the pieces around it (between the two main ones,
-    *empty_pair_share*), or given whole to the BV whose outline it rounds off (*hull_margins*,
-    :func:`_rounding_owner`), unless it belongs to a stretch of such blocks of at least *wood_area* m² (a wood
-    cut by its roads), split as plain Voronoi splits it (:func:`_large_regions`). Shared edges are made identical (``coverage_clean``) before the pieces of each
+    lines separate its BVs (:func:`_straight_cut`, with *chord* and *main_pair*, the latter in blocks at
+    least *main_pair_roundness* round; beyond *cut_depth_three* in blocks of three BVs or more; blocks of
+    street lines only: a commune that is one block has no street axes for an outline). A block without is
+    split among the pieces around it (between the two main ones, *empty_pair_share*), or given whole to the
+    BV whose outline it rounds off (*hull_margins*, :func:`_rounding_owner`), unless it belongs to a stretch
+    of such blocks of at least *wood_area* m² (a wood cut by its roads), split as plain Voronoi splits it
+    (:func:`_large_regions`). Shared edges are made identical (``coverage_clean``) before the pieces of each
     BV are merged, so that a BV spread over neighbouring blocks comes out in one piece.
     """
     rest = shapely.Polygon()
