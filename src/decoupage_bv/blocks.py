@@ -275,9 +275,9 @@ def _straight_cut(block, regions: dict, xy: np.ndarray, labels: np.ndarray, dept
     as for two, when no other BV has an address in it and the block is not long and thin, its 4πA/P² at
     least *main_pair_roundness*: a strip is shared by the BVs along it (:func:`_main_pair_cut`; with
     *main_pair*). Else a place of the core goes to the BV on whose side of the lines of widest margin it
-    lies against every other, and where there is none, the Voronoi split stays. No address changes BV (each lies on its own
-    side of every line). Unchanged when two BVs' hulls overlap or a BV of *regions* has no address in the
-    block (guides only).
+    lies against every other, and where there is none, the Voronoi split stays. No address changes BV
+    (each lies on its own side of every line). Unchanged when two BVs' hulls overlap or a BV of *regions*
+    has no address in the block (guides only).
     """
     labs = sorted(regions)
     hulls = []
