@@ -6,7 +6,7 @@ import pytest
 import shapely
 
 from conftest import assert_tiles
-from decoupage_bv.blocks import HullMargins, split_blocks
+from decoupage_bv.blocks import HullMargins, _large_regions, split_blocks
 from decoupage_bv.streets import enclosures
 from decoupage_bv.voronoi import voronoi_labels
 
@@ -240,3 +240,20 @@ def test_a_wood_is_shared_as_plain_voronoi_shares_it():
     # a garden (the same town, the wood's area under the threshold) is still decided block by block
     garden = shares(split_blocks(outline, blocks, xy, labels, wood_area=wood.area + 1))
     assert garden == pytest.approx(cascade)
+
+
+def test_stretches_of_empty_blocks_are_found_whole():
+    # random empty cells of a 30 × 30 grid of 1 ha blocks (snakes, rings, lone cells): a block is in a wood
+    # exactly when the union of the empty blocks it touches, step by step, reaches the area
+    rng = np.random.default_rng(3)
+    cells, _ = _grid(30, 30)
+    keys = sorted(cells)
+    blocks = np.array([cells[k] for k in keys], dtype=object)
+    todo = [i for i in range(len(keys)) if rng.random() < 0.55]
+    for area in (5e4, 2e5, 1e6):
+        got = _large_regions(blocks, todo, area)
+        parts = shapely.get_parts(shapely.union_all(shapely.buffer(blocks[todo], 0.01)))
+        big = shapely.union_all(parts[shapely.area(parts) >= area])
+        expect = {b for b in todo if shapely.intersects(big, blocks[b].centroid)}
+        assert got == expect and 0 < len(got) < len(todo)
+    assert _large_regions(blocks, todo, np.inf) == set()
