@@ -2,6 +2,7 @@
 
 import gzip
 import json
+import re
 
 import numpy as np
 import pytest
@@ -393,3 +394,23 @@ def test_an_infinite_setting_keeps_the_report_strict_json():
     r = build(roll_rows(rows), ONE, params=Params(jobs=1, empty_region_voronoi_area=float("inf")))
     text = json.dumps(r.report, allow_nan=False)
     assert json.loads(text)["parameters"]["empty_region_voronoi_area"] == "inf"
+
+
+def test_settings_out_of_range_are_one_line_errors(tmp_path):
+    # a negative depth widened the block instead of shrinking it, silently; a share above 1 means nothing
+    for kw, words in (({"straight_cut_depth": -5.0}, "straight_cut_depth = -5.0: must be at least 0"),
+                      ({"leftover_max_share": 2.0}, "leftover_max_share = 2.0: must be at least 0 and at most 1"),
+                      ({"guide_step": 0.0}, "guide_step = 0.0: must be above 0"),
+                      ({"min_score": float("nan")}, "min_score = nan"),
+                      ({"join_min_width": 30.0}, "join_max_width = 20.0: must be at least join_min_width")):
+        with pytest.raises(InputError, match=re.escape(words)):
+            Params(**kw)
+    Params(empty_region_voronoi_area=float("inf"), join_cut_off_share=1.5, jobs=0)
+    com = tmp_path / "c.geojson"
+    ONE.to_file(com)
+    roll = _write(tmp_path, "roll.csv", "id_brut_bv_reu,code_commune_ref,longitude,latitude\n31001_1,31001,1.4,43.6\n")
+    for option in (["--straight-cut-depth", "-5"], ["--leftover-max-share", "2"], ["--jobs", "-1"]):
+        res = CliRunner().invoke(main, ["build", "--dept", "31", "--addresses", roll, "--communes", str(com),
+                                        *option, "-o", str(tmp_path / "o.gpkg")])
+        assert res.exit_code == 2 and option[0] in res.output and "Traceback" not in res.output
+        assert not (tmp_path / "o.gpkg").exists()

@@ -14,7 +14,7 @@ import click
 
 from . import __version__
 from ._errors import DecoupageError, DecoupageWarning
-from .settings import Params
+from .settings import SHARES, Params
 
 
 def _errors_to_click(fn):
@@ -77,6 +77,13 @@ PARAM_OPTIONS = {
 }
 
 
+def _param_type(name: str):
+    """The click type of a :class:`Params` option: a count or a distance at least 0, a share from 0 to 1."""
+    if isinstance(getattr(Params, name), int):
+        return click.IntRange(min=0)
+    return click.FloatRange(0, 1) if name in SHARES else click.FloatRange(min=0)
+
+
 def tessellation_options(fn):
     """Options of the point filters, the method and fragment cleaning, shared by build and demo; the command
     receives them as one ``params`` (:class:`Params`)."""
@@ -84,7 +91,7 @@ def tessellation_options(fn):
     opts = [
         click.option("--geo-types", default=",".join(d.geo_types), show_default=True,
                      help="geo_type values kept as seeds (comma-separated)."),
-        *(click.option("--" + name.replace("_", "-"), type=type(getattr(d, name)), default=getattr(d, name),
+        *(click.option("--" + name.replace("_", "-"), type=_param_type(name), default=getattr(d, name),
                        show_default=True, help=text) for name, text in PARAM_OPTIONS.items()),
         click.option("--split-empty-blocks", "split_empty_blocks", is_flag=True,
                      help="Split every block without addresses among the BVs along its outline, never giving "
@@ -96,7 +103,8 @@ def tessellation_options(fn):
         click.option("--no-address-axes", "no_address_axes", is_flag=True,
                      help="Where no street lines are given, do not draw street axes from the address labels "
                           "(the odd and even sides of each street)."),
-        click.option("--jobs", "-j", type=int, default=d.jobs, show_default=True, help="Worker processes."),
+        click.option("--jobs", "-j", type=click.IntRange(min=0), default=d.jobs, show_default=True,
+                     help="Worker processes (0: one per CPU)."),
     ]
 
     @functools.wraps(fn)

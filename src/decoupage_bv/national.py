@@ -130,7 +130,7 @@ def build_departements(depts: list[str], addresses: str, communes, circonscripti
         bar = progress_bar(total=len(depts), desc="départements", unit="dépt")
         bar.update(len(missing))
     done = {}
-    jobs = max(1, min(params.jobs or 1, len(tasks)))
+    jobs = max(1, min(params.jobs or os.cpu_count() or 1, len(tasks)))
     if jobs == 1:
         for t in tasks:
             done[t[0]] = _build_one(t)

@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
+
+from ._errors import InputError
+
+#: Settings that must be above zero (a step, a grid), and shares, at most 1; every other number is at least 0.
+POSITIVE = ("colocation_grid", "empty_block_step", "guide_step")
+SHARES = ("min_score", "fragment_max_share", "leftover_max_share", "empty_block_pair_share")
 
 
 @dataclass(frozen=True)
@@ -139,6 +145,21 @@ class Params:
     axis_overshoot: float = 40.0
     #: Worker processes for the per-commune stage (1 = in process).
     jobs: int = field(default=2, compare=False)
+
+    def __post_init__(self):
+        """One-line errors for settings out of range, before any work: a negative depth, a share above 1."""
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                continue
+            low = "above 0" if f.name in POSITIVE else "at least 0"
+            bad = math.isnan(v) or (v <= 0 if f.name in POSITIVE else v < 0) or (f.name in SHARES and v > 1)
+            if bad:
+                rule = f"{low} and at most 1" if f.name in SHARES else low
+                raise InputError(f"parameter {f.name} = {v}: must be {rule}")
+        if self.join_max_width < self.join_min_width:
+            raise InputError(f"parameter join_max_width = {self.join_max_width}: must be at least join_min_width "
+                             f"({self.join_min_width})")
 
     def as_dict(self) -> dict:
         """The parameters as plain JSON values (an infinite setting as ``"inf"``: JSON has no infinity)."""
