@@ -14,6 +14,7 @@
     python bench/bench.py cv_depth     # the depth beyond which limits in mixed blocks are straight (≈ 35 min)
     python bench/bench.py cv_wood      # stretches of empty blocks over an area split as plain Voronoi splits them
     python bench/bench.py cv_strips    # the core of a block of three BVs to its main pair only in blocks round enough
+    python bench/bench.py cv_one_sided # axes for streets numbered on one side, where numbering follows the convention
     python bench/bench.py suburbs      # Val-de-Marne 2019 lists (no streets, real geocoding noise): left-out electors
     python bench/bench.py speed        # build time: ours against the peers' 20-line geopandas Voronoi
     python bench/bench.py paris        # build Paris 1er–10e from paris_dev/roll.csv: time, memory
@@ -665,6 +666,21 @@ def case_cv_strips(method: str) -> list:
     return rows
 
 
+def case_cv_one_sided(method: str) -> list:
+    """Street axes for the streets numbered on one side (Method, step 3), where no street lines are given:
+    never, or where the commune's two-sided streets follow odd-on-the-left numbering at least 0, 0.95, 0.98
+    (the default) or 0.99 of the time; ``voronoi`` on both dev sets and the noisy roll, two draws of folds,
+    and the Val-de-Marne lists."""
+    rows = []
+    for agreement in (2.0, 0.0, 0.95, 0.98, 0.99):
+        for seed in (0, 1):
+            rows += [kfold(name, "voronoi", seed=seed, axis_one_sided_min_agreement=agreement)
+                     for name in DEV_SETS]
+            rows.append(kfold("paris_dev", "voronoi", noise=True, seed=seed, axis_one_sided_min_agreement=agreement))
+        rows += case_suburbs("guides", axis_one_sided_min_agreement=agreement)
+    return rows
+
+
 def case_cv_extension(method: str) -> list:
     """How far a range is carried past its last known number inside its block, where street lines give the
     blocks (Method, step 4): 24 m (as without street lines), 48, 96, 160 m, along the street or along its
@@ -822,7 +838,7 @@ CASES = {"paris": case_paris, "dept31": case_dept31, "accuracy": case_accuracy, 
          "cv_blocks": case_cv_blocks, "cv_leftover": case_cv_leftover, "cv_joins": case_cv_joins,
          "cv_extension": case_cv_extension, "cv_empty": case_cv_empty, "cv_straight": case_cv_straight,
          "cv_empty_pair": case_cv_empty_pair, "cv_depth": case_cv_depth, "cv_wood": case_cv_wood,
-         "cv_strips": case_cv_strips,
+         "cv_strips": case_cv_strips, "cv_one_sided": case_cv_one_sided,
          "arrondissements": case_arrondissements, "where": case_where,
          "speed": case_speed,
          "suburbs": case_suburbs, "france": case_france,

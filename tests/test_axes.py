@@ -103,3 +103,22 @@ def test_the_other_side_is_searched_among_the_k_nearest_as_a_tree_would():
     parity = np.r_[0, 1, np.zeros(30, dtype=int)]
     got = nearest_of_k(pts, 40.0, 24, lambda i, j: (street[j] == street[i]) & (parity[j] != parity[i]))
     assert got[0] == -1 and got[1] == 0  # from the side away from the crowd, it is the nearest
+
+
+def test_a_street_numbered_on_one_side_gets_its_axis_where_the_numbering_follows_the_convention():
+    # Rue B, both sides numbered going east, odd on the left (north), 6 m from its axis; Quai C, odd numbers
+    # only, going east: its street lies to their right (south), 6 m away, half the width across Rue B
+    rue_b = [(x, y + 100.0, a) for x, y, a in _street("Rue B", 0.0, 300.0, 20.0, 6.0)]
+    quai_c = [(20.0 * k, 200.0, f"{2 * k + 1} Quai C") for k in range(15)]
+    axes = _axes(rue_b + quai_c)
+    assert len(axes) == 2
+    c = shapely.get_coordinates(next(g for g in axes if shapely.get_coordinates(g)[:, 1].min() > 150))
+    assert np.abs(c[:, 1] - 194.0).max() < 1e-6 and c[:, 0].min() <= 0.0 and c[:, 0].max() >= 280.0
+    # numbered the other way round (odd on the right, as in a commune that does not follow the convention):
+    # its two-sided streets tell, and the quai gets no axis; nor when turned off
+    flipped = [(x, 200.0 - y, a) for x, y, a in rue_b]
+    assert len(_axes(flipped + quai_c)) == 1
+    assert len(_axes(rue_b + quai_c, axis_one_sided_min_agreement=2.0)) == 1
+    # the other side of the street 60 m away (a wide avenue, a square): no one-sided axis either
+    wide = quai_c + [(20.0 * k, 140.0, f"{2 * k + 2} Quai C") for k in range(15)]
+    assert len(_axes(rue_b + wide, axis_max_pair=40.0)) == 1

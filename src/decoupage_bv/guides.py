@@ -25,6 +25,11 @@ import shapely
 from ._grid import nearest_of_k, nearest_within
 from .settings import Params
 
+# the way a street side's numbers go up: from the nearest number of the same side at most this many
+# numbers higher (or lower), within this many metres
+_DIRECTION_NUMBERS = 10
+_DIRECTION_REACH = 60.0
+
 # number (and suffix), then the street up to the postcode: two linear scans (one pattern with a lazy street
 # and an optional postcode backtracks at every character)
 _NUMBER = re.compile(r"\s*(?P<number>\d{1,5})\s*(?:(?:bis|ter|quater|quinquies|[a-z])\b)?[\s,]*", re.IGNORECASE)
@@ -209,7 +214,8 @@ def street_axes(x: np.ndarray, y: np.ndarray, address: np.ndarray, params: Param
     other side of its street (at most ``axis_max_pair`` m away); the midpoints, ordered along the street's
     main direction, make its axis. Each end is carried on along its last segment to the first axis it meets
     (at most ``axis_reach`` m; else ``axis_overshoot`` m), so that axes close into blocks. A street numbered
-    on one side only has no axis. *parsed*: ``parse_addresses(address)``, when the caller has it already.
+    on one side only gets its axis beside its addresses, on the side the numbering convention gives
+    (:func:`_one_sided`). *parsed*: ``parse_addresses(address)``, when the caller has it already.
     """
     empty = np.zeros(0, dtype=object)
     number, street = parse_addresses(address) if parsed is None else parsed
@@ -228,8 +234,13 @@ def street_axes(x: np.ndarray, y: np.ndarray, address: np.ndarray, params: Param
     has = np.flatnonzero(pick >= 0)
     if len(has) < 2:
         return empty
-    pick = pick[has]
-    mid, street_of = (xy[has] + xy[pick]) / 2, code[has]
+    mid, street_of = (xy[has] + xy[pick[has]]) / 2, code[has]
+    lone = _one_sided(xy, code, side, number[ok][first], pick, params)
+    if lone is not None:
+        # each address with nothing across its street: half the commune's usual width across, towards it
+        half = float(np.median(np.hypot(*(xy[has] - mid).T)))
+        mid = np.vstack([mid, xy[lone[0]] + half * lone[1]])
+        street_of = np.r_[street_of, code[lone[0]]]
     # along each street: projected on its main direction (principal axis of its midpoints)
     n = np.bincount(street_of)
     cx, cy = (np.bincount(street_of, mid[:, d]) / np.maximum(n, 1) for d in (0, 1))
@@ -251,6 +262,45 @@ def street_axes(x: np.ndarray, y: np.ndarray, address: np.ndarray, params: Param
     if not len(lines):
         return empty
     return _carry_ends(lines, params.axis_reach, params.axis_overshoot)
+
+
+def _one_sided(xy: np.ndarray, code: np.ndarray, side: np.ndarray, number: np.ndarray, pick: np.ndarray,
+               params: Params) -> tuple[np.ndarray, np.ndarray] | None:
+    """The addresses of a street numbered on one side (nothing of the other side within
+    ``axis_one_sided_reach`` m: a quay, a street along a park or a rail line), each with the unit vector
+    towards its street; ``None`` where the commune's own streets do not follow the numbering convention.
+
+    French streets are numbered going away from the centre (in Paris, from the Seine), odd numbers on the
+    left and even on the right: the street lies to the right of the odd side and to the left of the even
+    side of the way the numbers go up, found from the nearest number a little higher (or lower) on the same
+    side. Where the commune's two-sided streets (*pick*: each address's partner across) agree with that at
+    least ``axis_one_sided_min_agreement`` of the time (the Paris dev sets 0.95 to 0.999 by arrondissement,
+    the Val-de-Marne communes 0.74 to 0.995, bench/RESULTS.md), the one-sided streets get an axis too.
+    """
+    if params.axis_one_sided_min_agreement > 1:
+        return None
+
+    def near(higher):
+        def accept(i, j):
+            gap = number[j] - number[i] if higher else number[i] - number[j]
+            return (code[j] == code[i]) & (side[j] == side[i]) & (gap > 0) & (gap <= _DIRECTION_NUMBERS)
+        return nearest_of_k(xy, _DIRECTION_REACH, 24, accept)
+
+    up, down = near(True), near(False)
+    d = np.where((up >= 0)[:, None], xy[np.maximum(up, 0)] - xy, xy - xy[np.maximum(down, 0)])
+    d /= np.maximum(np.hypot(d[:, 0], d[:, 1]), 1e-9)[:, None]
+    toward = np.c_[-d[:, 1], d[:, 0]] * np.where(side == 1, -1.0, 1.0)[:, None]  # odd: right; even: left
+    known = np.flatnonzero((pick >= 0) & (up >= 0))
+    if not len(known):
+        return None
+    agree = ((xy[pick[known]] - xy[known]) * toward[known]).sum(axis=1) > 0
+    if agree.mean() < params.axis_one_sided_min_agreement:
+        return None
+    lone = np.flatnonzero((pick < 0) & ((up >= 0) | (down >= 0)))
+    across = nearest_of_k(xy, params.axis_one_sided_reach, 64,
+                          lambda i, j: (code[j] == code[i]) & (side[j] != side[i]), query=lone)
+    lone = lone[across < 0]
+    return lone, toward[lone]
 
 
 def _carry_ends(lines: np.ndarray, reach: float, overshoot: float) -> np.ndarray:

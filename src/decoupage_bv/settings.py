@@ -143,6 +143,12 @@ class Params:
     #: … and each end is carried on to the first axis it meets at most this far (m), else this far.
     axis_reach: float = 120.0
     axis_overshoot: float = 40.0
+    #: A street numbered on one side only (nothing of the other side within ``axis_one_sided_reach`` m) gets
+    #: an axis beside its addresses, on the side that odd-on-the-left numbering gives, where the commune's
+    #: two-sided streets follow that convention at least this often (above 1 = never; cross-validated on
+    #: both dev sets and the Val-de-Marne lists, bench/).
+    axis_one_sided_min_agreement: float = 0.98
+    axis_one_sided_reach: float = 100.0
     #: Worker processes for the per-commune stage (1 = in process).
     jobs: int = field(default=2, compare=False)
 
