@@ -280,13 +280,7 @@ def _one_sided(xy: np.ndarray, code: np.ndarray, side: np.ndarray, number: np.nd
     if params.axis_one_sided_min_agreement > 1:
         return None
 
-    def near(higher):
-        def accept(i, j):
-            gap = number[j] - number[i] if higher else number[i] - number[j]
-            return (code[j] == code[i]) & (side[j] == side[i]) & (gap > 0) & (gap <= _DIRECTION_NUMBERS)
-        return nearest_of_k(xy, _DIRECTION_REACH, 24, accept)
-
-    up, down = near(True), near(False)
+    up, down = _next_numbers(xy, code, side, number)
     d = np.where((up >= 0)[:, None], xy[np.maximum(up, 0)] - xy, xy - xy[np.maximum(down, 0)])
     d /= np.maximum(np.hypot(d[:, 0], d[:, 1]), 1e-9)[:, None]
     toward = np.c_[-d[:, 1], d[:, 0]] * np.where(side == 1, -1.0, 1.0)[:, None]  # odd: right; even: left
@@ -301,6 +295,26 @@ def _one_sided(xy: np.ndarray, code: np.ndarray, side: np.ndarray, number: np.nd
                           lambda i, j: (code[j] == code[i]) & (side[j] != side[i]), query=lone)
     lone = lone[across < 0]
     return lone, toward[lone]
+
+
+def _next_numbers(xy: np.ndarray, code: np.ndarray, side: np.ndarray, number: np.ndarray):
+    """For each address, the next higher and the next lower number of its street side (``-1`` when none, or
+    when it is more than ``_DIRECTION_NUMBERS`` numbers or ``_DIRECTION_REACH`` m away): found by sorting,
+    without a spatial search."""
+    span = int(number.max()) + _DIRECTION_NUMBERS + 2
+    key = (code.astype(np.int64) * 2 + side) * span + number
+    order = np.lexsort((xy[:, 1], xy[:, 0], key))
+    ks = key[order]
+    out = []
+    for q in (np.searchsorted(ks, ks + 1, "left"), np.searchsorted(ks, ks, "left") - 1):
+        q = np.clip(q, 0, len(ks) - 1)
+        ok = (ks[q] // span == ks // span) & (np.abs(ks[q] - ks) <= _DIRECTION_NUMBERS) & (ks[q] != ks)
+        j = order[q]
+        ok &= np.hypot(*(xy[j] - xy[order]).T) <= _DIRECTION_REACH
+        found = np.full(len(xy), -1, dtype=np.int64)
+        found[order[ok]] = j[ok]
+        out.append(found)
+    return out[0], out[1]
 
 
 def _carry_ends(lines: np.ndarray, reach: float, overshoot: float) -> np.ndarray:
