@@ -198,6 +198,13 @@ def _large_regions(blocks: np.ndarray, todo: list, min_area: float) -> set:
     return {todo[k] for k in np.flatnonzero(area[group] >= min_area)}
 
 
+def _round_enough(area, length, least: float):
+    """Whether a shape of *area* and outline *length* has a roundness 4πA/P² of at least *least* (1 for a
+    disc, about 0.79 for a square, 0.3 for a rectangle eight times as long as wide): long thin blocks (a
+    stretch of river, a rail cutting, a strip along a street) are shared by the BVs along them."""
+    return 4 * np.pi * area >= least * length ** 2
+
+
 def _main_pair_samples(xy: np.ndarray, labels: np.ndarray, share: float) -> tuple[np.ndarray, np.ndarray]:
     """The samples of an empty block's outline (*xy*, their BVs' *labels*) of the two BVs that hold most of
     it, when three BVs or more hold some and the others at most *share* of it; else all of them.
@@ -232,7 +239,7 @@ def _rounding_owner(blocks: np.ndarray, contested: list, geoms: np.ndarray, owne
         return out
     area = np.array([blocks[b].area for b, _, _ in contested])
     length = np.array([blocks[b].length for b, _, _ in contested])
-    judged = np.flatnonzero((area > 0) & (4 * np.pi * area >= roundness * length ** 2))
+    judged = np.flatnonzero((area > 0) & _round_enough(area, length, roundness))
     if not len(judged):
         return out
     labs = [np.unique(contested[i][2]) for i in judged]
@@ -290,7 +297,7 @@ def _straight_cut(block, regions: dict, xy: np.ndarray, labels: np.ndarray, dept
     core = shapely.buffer(block, -depth, quad_segs=4)
     if core.is_empty or core.area < 1.0:
         return regions
-    if main_pair and len(labs) > 2 and 4 * np.pi * block.area >= main_pair_roundness * block.length ** 2:
+    if main_pair and len(labs) > 2 and _round_enough(block.area, block.length, main_pair_roundness):
         cut = _main_pair_cut(block, regions, xy, labels, core, dict(zip(labs, hulls)), chord)
         if cut is not None:
             return cut
