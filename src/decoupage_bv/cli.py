@@ -14,7 +14,7 @@ import click
 
 from . import __version__
 from ._errors import DecoupageError, DecoupageWarning
-from .settings import SHARES, Params
+from .settings import POSITIVE, SHARES, Params
 
 
 def _errors_to_click(fn):
@@ -78,10 +78,11 @@ PARAM_OPTIONS = {
 
 
 def _param_type(name: str):
-    """The click type of a :class:`Params` option: a count or a distance at least 0, a share from 0 to 1."""
+    """The click type of a :class:`Params` option, by the ranges :class:`Params` checks: a count or a distance
+    at least 0 (a step above 0), a share from 0 to 1."""
     if isinstance(getattr(Params, name), int):
-        return click.IntRange(min=0)
-    return click.FloatRange(0, 1) if name in SHARES else click.FloatRange(min=0)
+        return click.IntRange(min=0, min_open=name in POSITIVE)
+    return click.FloatRange(0, 1) if name in SHARES else click.FloatRange(min=0, min_open=name in POSITIVE)
 
 
 def tessellation_options(fn):
