@@ -595,16 +595,20 @@ def case_cv_empty(method: str) -> list:
     return rows
 
 
+def _two_draws(method: str, **params) -> list:
+    """:func:`kfold` of both dev sets and the noisy roll, with each of two draws of folds (seeds 0 and 1)."""
+    rows = []
+    for seed in (0, 1):
+        rows += [kfold(name, method, seed=seed, **params) for name in DEV_SETS]
+        rows.append(kfold("paris_dev", method, noise=True, seed=seed, **params))
+    return rows
+
+
 def case_cv_empty_pair(method: str) -> list:
     """A block without addresses split among three BVs or more along its outline: between the two holding
     most of it when the others hold at most a share of it (Method, step 4): 0 (never), 0.15, 0.3 (the
     default), 1 (always); ``streets`` on both dev sets and the noisy roll, two draws of folds."""
-    rows = []
-    for share in (0.0, 0.15, 0.3, 1.0):
-        for seed in (0, 1):
-            rows += [kfold(name, "streets", seed=seed, empty_block_pair_share=share) for name in DEV_SETS]
-            rows.append(kfold("paris_dev", "streets", noise=True, seed=seed, empty_block_pair_share=share))
-    return rows
+    return [row for share in (0.0, 0.15, 0.3, 1.0) for row in _two_draws("streets", empty_block_pair_share=share)]
 
 
 def case_cv_depth(method: str) -> list:
@@ -614,24 +618,11 @@ def case_cv_depth(method: str) -> list:
     with blocks of three BVs or more at 22.5, 25 (the default) or 30 m; ``voronoi`` (the blocks of street
     axes drawn from the addresses) and the Val-de-Marne lists at 15/15, 20/20, 25/25 and 20/25 m."""
     rows = []
-
-    def streets(depth: float, three: float) -> None:
-        for seed in (0, 1):
-            rows.extend(kfold(name, "streets", seed=seed, straight_cut_depth=depth, straight_cut_depth_three=three)
-                        for name in DEV_SETS)
-            rows.append(kfold("paris_dev", "streets", noise=True, seed=seed, straight_cut_depth=depth,
-                              straight_cut_depth_three=three))
-
-    for depth in (15.0, 17.5, 20.0, 22.5, 25.0, 30.0, 40.0):
-        streets(depth, depth)
-    for three in (22.5, 25.0, 30.0):
-        streets(20.0, three)
+    for depth, three in [(d, d) for d in (15.0, 17.5, 20.0, 22.5, 25.0, 30.0, 40.0)] + [(20.0, t) for t in
+                                                                                         (22.5, 25.0, 30.0)]:
+        rows += _two_draws("streets", straight_cut_depth=depth, straight_cut_depth_three=three)
     for depth, three in ((15.0, 15.0), (20.0, 20.0), (25.0, 25.0), (20.0, 25.0)):
-        for seed in (0, 1):
-            rows += [kfold(name, "voronoi", seed=seed, straight_cut_depth=depth, straight_cut_depth_three=three)
-                     for name in DEV_SETS]
-            rows.append(kfold("paris_dev", "voronoi", noise=True, seed=seed, straight_cut_depth=depth,
-                              straight_cut_depth_three=three))
+        rows += _two_draws("voronoi", straight_cut_depth=depth, straight_cut_depth_three=three)
     for depth, three in ((20.0, 20.0), (25.0, 25.0), (20.0, 25.0)):
         rows += case_suburbs("guides", straight_cut_depth=depth, straight_cut_depth_three=three)
     return rows
@@ -642,12 +633,8 @@ def case_cv_wood(method: str) -> list:
     splits them: from 20, 50, 80 or 100 ha (the default), or never; ``streets`` on both dev sets and the
     noisy roll, two draws of folds. The dev sets' largest such stretch is 81 ha (gardens and river): a
     threshold above it changes nothing there, the woods of the arrondissements held out are 8 to 10 km²."""
-    rows = []
-    for area in (200_000.0, 500_000.0, 800_000.0, 1_000_000.0, float("inf")):
-        for seed in (0, 1):
-            rows += [kfold(name, "streets", seed=seed, empty_region_voronoi_area=area) for name in DEV_SETS]
-            rows.append(kfold("paris_dev", "streets", noise=True, seed=seed, empty_region_voronoi_area=area))
-    return rows
+    return [row for area in (200_000.0, 500_000.0, 800_000.0, 1_000_000.0, float("inf"))
+            for row in _two_draws("streets", empty_region_voronoi_area=area)]
 
 
 def case_cv_strips(method: str) -> list:
@@ -656,14 +643,8 @@ def case_cv_strips(method: str) -> list:
     sets and the noisy roll, two draws of folds. Not in the blocks of street axes drawn from the addresses
     (``voronoi``, the Val-de-Marne lists), where 0.5 left the dev sets within ±0.0003 and one BV more in
     pieces in the suburbs (bench/RESULTS.md)."""
-    rows = []
-    for roundness in (0.0, 0.3, 0.4, 0.5, 0.65):
-        for seed in (0, 1):
-            rows += [kfold(name, "streets", seed=seed, straight_cut_main_pair_min_roundness=roundness)
-                     for name in DEV_SETS]
-            rows.append(kfold("paris_dev", "streets", noise=True, seed=seed,
-                              straight_cut_main_pair_min_roundness=roundness))
-    return rows
+    return [row for roundness in (0.0, 0.3, 0.4, 0.5, 0.65)
+            for row in _two_draws("streets", straight_cut_main_pair_min_roundness=roundness)]
 
 
 def case_cv_one_sided(method: str) -> list:
@@ -673,10 +654,7 @@ def case_cv_one_sided(method: str) -> list:
     and the Val-de-Marne lists."""
     rows = []
     for agreement in (2.0, 0.0, 0.95, 0.98, 0.99):
-        for seed in (0, 1):
-            rows += [kfold(name, "voronoi", seed=seed, axis_one_sided_min_agreement=agreement)
-                     for name in DEV_SETS]
-            rows.append(kfold("paris_dev", "voronoi", noise=True, seed=seed, axis_one_sided_min_agreement=agreement))
+        rows += _two_draws("voronoi", axis_one_sided_min_agreement=agreement)
         rows += case_suburbs("guides", axis_one_sided_min_agreement=agreement)
     return rows
 
@@ -704,13 +682,9 @@ def case_cv_straight(method: str) -> list:
     of folds; as measured, before blocks without addresses were split between their main pair (0 here;
     ``cv_empty_pair`` has it). The blocks of street axes drawn from the addresses (``voronoi``) keep the
     line of widest margin between two BVs (``bench/RESULTS.md``, 2026-12-07)."""
-    rows = []
-    for chord, main_pair in ((False, False), (True, False), (True, True)):
-        g = {"straight_cut_chord": chord, "straight_cut_main_pair": main_pair, "empty_block_pair_share": 0.0}
-        for seed in (0, 1):
-            rows += [kfold(name, "streets", seed=seed, **g) for name in DEV_SETS]
-            rows.append(kfold("paris_dev", "streets", noise=True, seed=seed, **g))
-    return rows
+    return [row for chord, main_pair in ((False, False), (True, False), (True, True))
+            for row in _two_draws("streets", straight_cut_chord=chord, straight_cut_main_pair=main_pair,
+                                  empty_block_pair_share=0.0)]
 
 
 def synth_france(n_depts: int, rows_total: int = 20_000_000, folder: str = "/tmp/decoupage_bv_france",
