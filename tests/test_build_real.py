@@ -8,6 +8,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pytest
+import shapely
 
 from conftest import data
 from decoupage_bv import Params, build
@@ -101,6 +102,15 @@ def test_val_de_marne_2019_list_with_mapped_columns():
     assert rep["counts"]["rows_unknown_commune"] == rep["rows_dropped"]["unknown_commune"] > 0
     assert rep["counts"]["unknown_communes"] == len(rep["unknown_communes"]) >= 3
     assert all(u["rows"] > 0 and u["bvs"] for u in rep["unknown_communes"])
+    # every BV in pieces is in the report, with why each detached piece was not joined
+    multi = g[g.geometry.geom_type == "MultiPolygon"]
+    assert len(multi) > 0
+    assert [(m["code_insee"], m["code_bv"]) for m in rep["bv_multipart"]] == list(zip(multi["code_insee"], multi["code_bv"]))
+    assert [m["pieces"] for m in rep["bv_multipart"]] == list(shapely.get_num_geometries(multi.geometry.values))
+    detached = [d for m in rep["bv_multipart"] for d in m["detached"]]
+    assert {d["reason"] for d in detached} <= {"far", "cuts", "narrow", "unjoined"}
+    assert all(d["addresses"] >= 2 and d["distance_m"] >= 0 and d["why"] for d in detached)
+    assert any(d["reason"] == "cuts" and "BV 0" in d["why"] for d in detached)
     _assert_tiles(r)
 
 

@@ -374,3 +374,43 @@ def test_every_bv_whole_for_fewer_addresses_given_away_on_a_real_list():
     assert default[1] >= 1 and handed[1] == 0 and cut[1] == 0
     assert handed[0] < cut[0] < default[0]
     assert cut[0] - handed[0] > 50  # 2,667 → 2,772 of 2,867 rows when measured
+
+
+def test_why_a_piece_stays_detached():
+    # the three ways a detached piece stays: a strip would cut a neighbour (B's addresses 5 m apart on a
+    # wall it would cross mid-height), no strip clears the other BVs' addresses (a wall 1 m apart), or it
+    # lies farther than the joins reach
+    outline = shapely.union_all([shapely.box(0, 0, 60, 100), shapely.box(60, 45, 240, 55),
+                                 shapely.box(240, 0, 300, 100), shapely.box(145, 0, 155, 100)])
+    a = np.r_[_grid(0, 50, 0, 100), _grid(250, 300, 0, 100)]
+    b = np.c_[np.full(20, 150.0), np.arange(0, 100, 5.0) + 2.5]
+    labels = np.array([1] * len(a) + [2] * len(b))
+    why = {}
+    tessellate_unit(outline, np.r_[a, b], labels, np.ones(len(labels)), Params(jobs=1, join_max_gap=200),
+                    detached=why)
+    assert list(why) == [1] and len(why[1]) == 1
+    n, gap, reason, others = why[1][0]
+    assert (n, reason, others) == (len(a) // 2, "cuts", [2]) and 90 < gap < 200
+
+    wall = _grid(150, 150, 0, 100, step=1.0)
+    a = np.r_[_grid(0, 60, 0, 100), _grid(240, 300, 0, 100)]
+    labels = np.array([1] * len(a) + [2] * len(wall))
+    for gap_max, expected in ((200, "narrow"), (50, "far")):
+        why = {}
+        tessellate_unit(SQUARE, np.r_[a, wall], labels, np.ones(len(labels)), Params(jobs=1, join_max_gap=gap_max),
+                        detached=why)
+        assert [(n, r, o) for n, _, r, o in why[1]] == [(len(a) // 2, expected, [])]
+    # a BV in one piece is not listed
+    assert 2 not in why
+
+
+def test_the_report_names_the_bvs_a_join_would_cut():
+    from decoupage_bv.pipeline import multipart_reasons
+
+    bvs = gpd.GeoDataFrame({"bv": [0, 1], "code_insee": ["94002", "94002"], "code_bv": ["0010", "0011"]})
+    detached = {"94002": {1: [(21, 170.9, "cuts", [0]), (3, 700.0, "far", [])]}}
+    out = multipart_reasons(bvs, detached, Params())
+    assert out == [{"code_insee": "94002", "code_bv": "0011", "pieces": 3, "detached": [
+        {"addresses": 21, "distance_m": 170.9, "reason": "cuts",
+         "why": "joining it would cut BV 0010 into pieces: the roll puts it among that BV's addresses"},
+        {"addresses": 3, "distance_m": 700.0, "reason": "far", "why": "farther than 600 m from its main piece"}]}]

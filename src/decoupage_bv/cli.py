@@ -299,6 +299,9 @@ def _summary(report, files, seconds):
         click.echo("rows dropped: " + ", ".join(f"{k} {v}" for k, v in report["rows_dropped"].items()), err=True)
     if report["bv_not_drawn"]:
         click.echo(f"{len(report['bv_not_drawn'])} BV not drawn: see the report", err=True)
+    if report.get("bv_multipart"):
+        click.echo(f"{len(report['bv_multipart'])} BV in several pieces: see bv_multipart in the report for why",
+                   err=True)
     if report.get("communes_repaired"):
         click.echo(f"Warning: {len(report['communes_repaired'])} invalid commune outline(s) repaired ("
                    + ", ".join(f"{r['code']}: {r['reason']}" for r in report["communes_repaired"][:3])

@@ -54,7 +54,7 @@ def _clearance(line, xy: np.ndarray, within: float = np.inf) -> float:
 
 
 def join_pieces(polygon, pieces: dict, xy: np.ndarray, labels: np.ndarray, weights: np.ndarray,
-                params: Params, passes: int = 3) -> dict:
+                params: Params, passes: int = 3, refusals: dict | None = None) -> dict:
     """Join each detached piece of a BV to its main piece through the gap between them.
 
     Official BVs are in one piece, so the land between two groups of a BV's addresses belongs to it unless
@@ -67,12 +67,16 @@ def join_pieces(polygon, pieces: dict, xy: np.ndarray, labels: np.ndarray, weigh
     as in :func:`clean_fragments`, and its addresses with it). BVs are joined in turn; a piece refused that
     is more than a fragment (a fragment is handed out in any case) is tried again, up to *passes* times in
     all, once a BV that refused its strips has changed: a later BV's join can open the way.
+
+    *refusals*, when given, receives the pieces refused, ``{(BV, piece's WKB): ({each BV that refused a
+    strip, the joined BV itself included: hash of its WKB then}, piece)}``, for :func:`detached_reasons`.
     """
     if params.join_max_gap <= 0 or len(pieces) < 2:
         return pieces
     before = pieces
     pieces, changed = dict(pieces), False
-    refused: dict = {}  # (BV, piece) no strip joined → the BVs that refused its strips, as they were then
+    refused: dict = {} if refusals is None else refusals
+    # (BV, piece's WKB) no strip joined → (the BVs that refused its strips, as they were then, the piece)
     for k in range(passes):
         joined_any = False
         for lab in sorted(pieces):
@@ -120,7 +124,7 @@ def _join_bv(polygon, pieces: dict, lab, xy: np.ndarray, labels: np.ndarray, wei
         i = todo[0][1]
         key = (lab, parts[i].wkb)
         tried.add(key[1])
-        if key in refused and all(hash(pieces[b].wkb) == h for b, h in refused[key].items()):
+        if key in refused and all(hash(pieces[b].wkb) == h for b, h in refused[key][0].items()):
             continue  # refused before, and none of the BVs that refused its strips has changed since
         others = xy[~own] if others is None else others
         blocked = {lab}
@@ -135,8 +139,46 @@ def _join_bv(polygon, pieces: dict, lab, xy: np.ndarray, labels: np.ndarray, wei
                 joined_any = True
                 break
         else:
-            refused[key] = {b: hash(pieces[b].wkb) for b in blocked}
+            refused[key] = ({b: hash(pieces[b].wkb) for b in blocked}, parts[i])
     return joined_any
+
+
+def detached_reasons(pieces: dict, xy: np.ndarray, labels: np.ndarray, weights: np.ndarray, params: Params,
+                     refusals: dict) -> dict:
+    """Why each BV in several pieces keeps them: ``{BV: [(addresses, gap in m, reason, other BVs)]}``, one
+    item per detached piece, the most addresses first.
+
+    Reasons: ``far`` (farther from its main piece than ``join_max_gap``), ``cuts`` (every strip would
+    have cut the *other BVs* into pieces holding their addresses: the roll gives this piece to its BV among
+    theirs), ``narrow`` (no strip clear of other BVs' addresses), ``unjoined`` (no strip tried: a piece
+    that a later step left, or one without a neighbour). *refusals*: as :func:`join_pieces` fills them.
+    """
+    out = {}
+    for lab in sorted(pieces, key=str):
+        parts = polygon_parts(pieces[lab])
+        if len(parts) < 2:
+            continue
+        own = labels == lab
+        count = _own_counts(parts, xy[own], weights[own])
+        main = _main_part(parts, count)
+        mine = [(p, blocked) for (b, _), (blocked, p) in refusals.items() if b == lab]
+        items = []
+        for i in sorted(range(len(parts)), key=lambda i: (-count[i], -parts[i].area)):
+            if i == main:
+                continue
+            gap = float(shapely.distance(parts[i], parts[main]))
+            others: list = []
+            hit = [blocked for p, blocked in mine if shapely.intersects(p, parts[i].representative_point())]
+            if gap > params.join_max_gap:
+                reason = "far"
+            elif hit:
+                others = sorted({b for blocked in hit for b in blocked if b != lab}, key=str)
+                reason = "cuts" if others else "narrow"
+            else:
+                reason = "unjoined"
+            items.append((round(float(count[i])), round(gap, 1), reason, others))
+        out[lab] = items
+    return out
 
 
 def _bridges(part, main, max_gap: float, tries: int = 6, step: float = 10.0) -> list:

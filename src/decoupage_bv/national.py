@@ -203,5 +203,6 @@ def _national_report(depts, reports: dict, missing: list, params: Params) -> dic
         "parameters": params.as_dict(),
         "counts": counts,
         "bv_not_drawn": [dict(b, departement=d) for d, rep in reports.items() for b in rep["bv_not_drawn"]],
+        "bv_multipart": [dict(b, departement=d) for d, rep in reports.items() for b in rep.get("bv_multipart", [])],
         "per_departement": reports,
     }

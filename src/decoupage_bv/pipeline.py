@@ -170,7 +170,34 @@ def build(addresses, communes, dept: str | None = None, circonscriptions=None, c
     }
     report["guides"] = {"used": stats["guide_points"] > 0, "points": stats["guide_points"],
                         "address_axes": stats["address_axes"]}
+    report["bv_multipart"] = multipart_reasons(pts.bvs, stats["detached"], params)
     return BuildResult(polygons=gdf, report=report)
+
+
+_DETACHED = {
+    "far": "farther than {gap} m from its main piece",
+    "cuts": "joining it would cut BV {others} into pieces: the roll puts it among that BV's addresses",
+    "narrow": "no strip to its main piece passes clear of the other BVs' addresses",
+    "unjoined": "no join tried (a piece left by a later step, or one without a neighbour)",
+}
+
+
+def multipart_reasons(bvs: pd.DataFrame, detached: dict, params: Params) -> list:
+    """The report's ``bv_multipart``: each BV drawn in several pieces, with each detached piece's addresses,
+    its distance to the main piece and why it was not joined (:func:`joins.detached_reasons`)."""
+    code = dict(zip(bvs["bv"].tolist(), zip(bvs["code_insee"].tolist(), bvs["code_bv"].tolist())))
+    out = []
+    for unit_why in detached.values():
+        for bv, items in unit_why.items():
+            insee, code_bv = code[int(bv)]
+            pieces = []
+            for n, gap, reason, others in items:
+                text = _DETACHED[reason].format(gap=f"{params.join_max_gap:g}",
+                                                others=", ".join(str(code[int(o)][1]) for o in others))
+                pieces.append({"addresses": n, "distance_m": gap, "reason": reason, "why": text})
+            out.append({"code_insee": insee, "code_bv": code_bv, "pieces": len(items) + 1, "detached": pieces})
+    out.sort(key=lambda d: (d["code_insee"], str(d["code_bv"])))
+    return out
 
 
 def _bar(total, enabled):

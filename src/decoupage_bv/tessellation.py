@@ -21,21 +21,22 @@ from shapely import STRtree
 from ._geometry import tidy
 from .blocks import block_of, edge_directions, hull_margins, guides_by_block, split_blocks
 from .guides import parse_addresses, street_axes, street_guides
-from .joins import clean_fragments, join_pieces
+from .joins import clean_fragments, detached_reasons, join_pieces
 from .points import rows_by_unit
 from .settings import Params
 
 
 def tessellate_unit(polygon, xy: np.ndarray, labels: np.ndarray, weights: np.ndarray,
                     params: Params = Params(), lines=None, guide_xy=None, guide_labels=None,
-                    guide_ends=None, blocks=None) -> dict:
+                    guide_ends=None, blocks=None, detached: dict | None = None) -> dict:
     """Tessellate one commune polygon among the BV labels of its seeds: ``{label: polygon}``.
 
     With ``params.method == "streets"`` and street *lines*, the commune is first cut into the blocks of the
     street network (see :mod:`streets`), and BV limits follow streets wherever a block holds one BV.
     *guide_xy*/*guide_labels*: street-side guide points (:mod:`guides`); *guide_ends*, the addresses each
     was laid between (:func:`guides_by_block`). *blocks*: ``streets.enclosures(polygon, lines)``, when the
-    caller has them already.
+    caller has them already. *detached*, when given, receives why each BV left in several pieces keeps
+    them (:func:`joins.detached_reasons`).
     """
     if len(xy) == 0:
         return {}
@@ -60,20 +61,25 @@ def tessellate_unit(polygon, xy: np.ndarray, labels: np.ndarray, weights: np.nda
     strays = replace(params, fragment_max_addresses=params.stray_max_addresses, fragment_max_share=0.0)
     if guide_xy is None or not len(guide_xy):
         params = replace(strays, leftover_max_share=0.0, join_cut_off_share=0.0)
+    refusals: dict = {}
     if len(pieces) > 1:
         # strays go first; with guides, larger pieces are joined to their BV when they can be, before the
         # fragments and leftovers among them are handed out
         pieces = clean_fragments(polygon, pieces, xy, labels, weights, strays)
-        pieces = join_pieces(polygon, pieces, xy, labels, weights, params)
-        pieces = clean_fragments(polygon, pieces, xy, labels, weights, replace(
-            params, fragment_max_share=max(params.fragment_max_share, params.leftover_max_share)))
-    return {lab: tidy(g) for lab, g in pieces.items() if not g.is_empty}
+        pieces = join_pieces(polygon, pieces, xy, labels, weights, params, refusals=refusals)
+        params = replace(params, fragment_max_share=max(params.fragment_max_share, params.leftover_max_share))
+        pieces = clean_fragments(polygon, pieces, xy, labels, weights, params)
+    pieces = {lab: tidy(g) for lab, g in pieces.items() if not g.is_empty}
+    if detached is not None:
+        detached.update(detached_reasons(pieces, xy, labels, weights, params, refusals))
+    return pieces
 
 
 def _run(task):
-    """``(unit, {bv: polygon}, (guide points laid, street axes drawn))``: one commune, its street-side guides
-    laid here, in the worker (they belong to one commune each, and a commune of one BV needs none), and,
-    where it has no street lines, its street axes drawn from its addresses (:func:`guides.street_axes`)."""
+    """``(unit, {bv: polygon}, (guide points laid, street axes drawn), {bv: why it is in pieces})``: one
+    commune (:func:`tessellate_unit`), its street-side guides laid here, in the worker (they belong to one
+    commune each, and a commune of one BV needs none), and, where it has no street lines, its street axes
+    drawn from its addresses (:func:`guides.street_axes`)."""
     unit, polygon, xy, labels, weights, params, lines, rows = task
     gxy = glabels = ends = blocks = None
     axes = 0
@@ -110,8 +116,9 @@ def _run(task):
                 lines, axes = drawn, len(drawn)
                 params = replace(params, method="streets", straight_cut_chord=False,
                                  straight_cut_main_pair_min_roundness=0.0)
-    pieces = tessellate_unit(polygon, xy, labels, weights, params, lines, gxy, glabels, ends, blocks)
-    return unit, pieces, (0 if glabels is None else len(glabels), axes)
+    detached: dict = {}
+    pieces = tessellate_unit(polygon, xy, labels, weights, params, lines, gxy, glabels, ends, blocks, detached)
+    return unit, pieces, (0 if glabels is None else len(glabels), axes), detached
 
 
 _INHERITED: list | None = None  # the tasks of :func:`tessellate`, in a forked worker
@@ -134,8 +141,9 @@ def tessellate(units, seeds, params: Params = Params(), progress=None, lines=Non
     *progress* is called with the number of units finished. *lines*: street lines (metric CRS) for the
     ``streets`` method. *guide_rows*: the addresses street-side guides are laid from (``unit``, ``bv``,
     ``x``, ``y``, ``address``; :attr:`points.Points.guide_rows`). *stats*, when given, receives
-    ``guide_points``, the number of guide points laid, and ``address_axes``, the number of street axes drawn
-    from the addresses of communes without street lines.
+    ``guide_points``, the number of guide points laid, ``address_axes``, the number of street axes drawn
+    from the addresses of communes without street lines, and ``detached``, ``{unit: {bv: why}}`` for the
+    BVs left in several pieces (:func:`joins.detached_reasons`).
     """
     tasks = []
     tree = STRtree(lines) if lines is not None and len(lines) else None
@@ -156,12 +164,14 @@ def tessellate(units, seeds, params: Params = Params(), progress=None, lines=Non
         g = by_unit.get(unit)
         rows = None if g is None else tuple(a[g] for a in row_arrays)
         tasks.append((unit, units[unit], xy[idx], bv[idx], weight[idx], params, sub, rows))
-    results, guide_points, axes = {}, 0, 0
+    results, guide_points, axes, detached = {}, 0, 0, {}
 
     def collect(done):
         nonlocal guide_points, axes
-        unit, res, (laid, drawn) = done
+        unit, res, (laid, drawn), why = done
         results[unit] = res
+        if why:
+            detached[unit] = why
         guide_points += laid
         axes += drawn
         if progress:
@@ -194,4 +204,5 @@ def tessellate(units, seeds, params: Params = Params(), progress=None, lines=Non
     if stats is not None:
         stats["guide_points"] = guide_points
         stats["address_axes"] = axes
+        stats["detached"] = dict(sorted(detached.items()))
     return dict(sorted(results.items()))
