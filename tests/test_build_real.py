@@ -64,6 +64,22 @@ def test_finistere_every_bv_drawn(finistere):
     assert rep["counts"]["address_rows"] == 12335
 
 
+def test_finistere_islands_of_a_bv_are_reported_as_such(finistere):
+    # Douarnenez's Île Tristan has no address: it falls to one BV, a detached piece that no other BV touches
+    rep = finistere.report
+    g = finistere.polygons
+    multi = g[(g.geom_type == "MultiPolygon") & g["code_bv"].notna()]
+    assert [(m["code_insee"], m["code_bv"]) for m in rep["bv_multipart"]] == list(zip(multi["code_insee"], multi["code_bv"]))
+    islands = [(m["code_insee"], m["code_bv"]) for m in rep["bv_multipart"] for d in m["detached"]
+               if d["reason"] == "island"]
+    assert len(islands) >= 1 and all(c == "29046" for c, _ in islands)
+    for code, code_bv in islands:
+        geom = multi[(multi["code_insee"] == code) & (multi["code_bv"] == code_bv)].geometry.iat[0]
+        others = finistere.polygons[(finistere.polygons["code_insee"] == code) & (finistere.polygons["code_bv"] != code_bv)]
+        small = min(shapely.get_parts(geom), key=lambda p: p.area)
+        assert not others.intersects(small).any()
+
+
 def test_islands_get_the_nearest_constituency_and_a_flag(finistere):
     g = finistere.polygons.set_index("code_insee")
     for island in ("29082", "29083", "29084"):  # Île-de-Batz, Île-de-Sein, Molène: outside every polygon
@@ -108,7 +124,7 @@ def test_val_de_marne_2019_list_with_mapped_columns():
     assert [(m["code_insee"], m["code_bv"]) for m in rep["bv_multipart"]] == list(zip(multi["code_insee"], multi["code_bv"]))
     assert [m["pieces"] for m in rep["bv_multipart"]] == list(shapely.get_num_geometries(multi.geometry.values))
     detached = [d for m in rep["bv_multipart"] for d in m["detached"]]
-    assert {d["reason"] for d in detached} <= {"far", "cuts", "narrow", "unjoined"}
+    assert {d["reason"] for d in detached} <= {"island", "far", "cuts", "narrow", "unjoined"}
     assert all(d["addresses"] >= 2 and d["distance_m"] >= 0 and d["why"] for d in detached)
     assert any(d["reason"] == "cuts" and "BV 0" in d["why"] for d in detached)
     _assert_tiles(r)

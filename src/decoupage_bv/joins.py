@@ -148,13 +148,18 @@ def detached_reasons(pieces: dict, xy: np.ndarray, labels: np.ndarray, weights: 
     """Why each BV in several pieces keeps them: ``{BV: [(addresses, gap in m, reason, other BVs)]}``, one
     item per detached piece, the most addresses first.
 
-    Reasons: ``far`` (farther from its main piece than ``join_max_gap``), ``cuts`` (every strip would
-    have cut the *other BVs* into pieces holding their addresses: the roll gives this piece to its BV among
-    theirs), ``narrow`` (no strip clear of other BVs' addresses), ``unjoined`` (no strip tried: a piece
-    that a later step left, or one without a neighbour). *refusals*: as :func:`join_pieces` fills them.
+    Reasons: ``island`` (a part of the commune that no other BV touches: an island), ``far`` (farther from
+    its main piece than ``join_max_gap``), ``cuts`` (every strip would have cut the *other BVs* into pieces
+    holding their addresses: the roll gives this piece to its BV among theirs), ``narrow`` (no strip clear
+    of other BVs' addresses), ``unjoined`` (no strip tried: a piece that a later step left). *refusals*: as
+    :func:`join_pieces` fills them.
     """
     out = {}
-    for lab in sorted(pieces, key=str):
+    labs = sorted(pieces, key=str)
+    geoms = np.array([pieces[lab] for lab in labs], dtype=object)
+    several = [lab for lab, n in zip(labs, shapely.get_num_geometries(geoms)) if n > 1]
+    tree = STRtree(geoms) if several else None
+    for lab in several:
         parts = polygon_parts(pieces[lab])
         if len(parts) < 2:
             continue
@@ -169,7 +174,9 @@ def detached_reasons(pieces: dict, xy: np.ndarray, labels: np.ndarray, weights: 
             gap = float(shapely.distance(parts[i], parts[main]))
             others: list = []
             hit = [blocked for p, blocked in mine if shapely.intersects(p, parts[i].representative_point())]
-            if gap > params.join_max_gap:
+            if all(labs[j] == lab for j in tree.query(parts[i], predicate="intersects")):
+                reason = "island"
+            elif gap > params.join_max_gap:
                 reason = "far"
             elif hit:
                 others = sorted({b for blocked in hit for b in blocked if b != lab}, key=str)

@@ -175,6 +175,7 @@ def build(addresses, communes, dept: str | None = None, circonscriptions=None, c
 
 
 _DETACHED = {
+    "island": "an island of the commune: no other BV touches it",
     "far": "farther than {gap} m from its main piece",
     "cuts": "joining it would cut BV {others} into pieces: the roll puts it among that BV's addresses",
     "narrow": "no strip to its main piece passes clear of the other BVs' addresses",

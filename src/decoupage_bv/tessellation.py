@@ -41,7 +41,10 @@ def tessellate_unit(polygon, xy: np.ndarray, labels: np.ndarray, weights: np.nda
     if len(xy) == 0:
         return {}
     if len(np.unique(labels)) == 1:
-        return {labels[0]: tidy(polygon)}
+        pieces = {labels[0]: tidy(polygon)}
+        if detached is not None:  # a commune of islands
+            detached.update(detached_reasons(pieces, xy, labels, weights, params, {}))
+        return pieces
     if params.method == "streets" and lines is not None and len(lines):
         from .streets import enclosures
 
