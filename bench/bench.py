@@ -382,12 +382,12 @@ def case_cv_guides(method: str) -> list:
         rows += [kfold(name, m, straight_cut_depth=d) for name in DEV_SETS] + [kfold("paris_dev", m, noise=True,
                                                                                        straight_cut_depth=d)]
     for n in (0, 1, 2):  # with guides: the strays handed out before the joins (larger pieces are joined first)
-        rows += [kfold(name, m, stray_max_addresses=n) for name in DEV_SETS]
-        rows += [kfold("paris_dev", m, noise=True, stray_max_addresses=n)] + case_suburbs("guides", stray_max_addresses=n)
+        rows += [kfold(name, m, stray_max_points=n) for name in DEV_SETS]
+        rows += [kfold("paris_dev", m, noise=True, stray_max_points=n)] + case_suburbs("guides", stray_max_points=n)
     for n in (0, 1, 5):
-        rows += [kfold(name, mm, guides=False, stray_max_addresses=n)
+        rows += [kfold(name, mm, guides=False, stray_max_points=n)
                  for name in DEV_SETS for mm in ("voronoi", m)]
-        rows += case_suburbs("voronoi", stray_max_addresses=n)
+        rows += case_suburbs("voronoi", stray_max_points=n)
     return rows
 
 

@@ -109,6 +109,20 @@ def test_unguided_units_hand_out_single_addresses_only():
     assert shapely.intersects_xy(unguided[1], 204.0, 53.0) and not shapely.intersects_xy(unguided[1], 282.0, 92.0)
 
 
+def test_a_stray_is_one_point_however_many_addresses_it_stands_for():
+    # the same layout, without guides: the lone point amid B's stands for 10 addresses (a REU row, a list's
+    # building of 10 electors); a misplaced row all the same, it goes; the cluster of three points stays
+    b = _grid(0, 300, 0, 100, step=10.0)
+    a = np.r_[_grid(52, 62, 52, 56, step=2.0), [[202.0, 52.0], [206.0, 52.0], [202.0, 56.0], [282.0, 92.0]]]
+    b = b[np.hypot(*(b[:, None, :] - a[None, :, :]).transpose(2, 0, 1)).min(axis=1) > 1]
+    labels = np.array([1] * len(a) + [2] * len(b))
+    weights = np.ones(len(labels))
+    weights[len(a) - 1] = 10.0
+    out = tessellate_unit(SQUARE, np.r_[a, b], labels, weights, Params(jobs=1, join_max_gap=0))
+    assert _parts(out[1]) == 2
+    assert shapely.intersects_xy(out[1], 204.0, 53.0) and not shapely.intersects_xy(out[1], 282.0, 92.0)
+
+
 def test_detached_clusters_are_joined_before_fragments_are_handed_out():
     # the same layout with joins on: the lone address amid B's (a stray) goes first; the cluster of three,
     # a fragment by size, is joined to A's main piece through the gap rather than handed out
@@ -305,7 +319,7 @@ def test_a_strip_does_not_cut_off_another_bvs_addresses(monkeypatch):
     detached = joins._detached
 
     def before(parts, xy, weights, params):  # the rule of before: pieces of more than five addresses only
-        return detached(parts, xy, weights, replace(params, stray_max_addresses=params.fragment_max_addresses))
+        return detached(parts, xy, weights, replace(params, stray_max_points=params.fragment_max_addresses))
 
     monkeypatch.setattr(joins, "_detached", before)
     assert bv_of_bichat() == {"0017"}

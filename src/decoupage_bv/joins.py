@@ -29,6 +29,12 @@ def _is_fragment(n: float, total: float, params: Params) -> bool:
     return n <= params.fragment_max_addresses or n <= params.fragment_max_share * total
 
 
+def _points_in(parts: list, xy: np.ndarray) -> np.ndarray:
+    """Number of the points of *xy* in each part: a stray is counted in points (``stray_max_points``), one
+    row of the roll however many addresses it stands for."""
+    return _own_counts(parts, xy, np.ones(len(xy)))
+
+
 def _own_counts(parts: list, xy: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """Weight of the points of *xy* in each part (a point on an edge between two parts counts once)."""
     counted = np.zeros(len(xy), dtype=bool)
@@ -63,7 +69,7 @@ def join_pieces(polygon, pieces: dict, xy: np.ndarray, labels: np.ndarray, weigh
     limits between BVs, see :func:`_limit_path`), at most ``join_max_gap`` long;
     it is as wide as the line's clearance from other BVs' addresses (``join_min_width`` to
     ``join_max_width``), so it takes none of them, and it is refused when a BV it crosses would fall into
-    more pieces holding more than a stray's addresses than it was in (a piece cut off goes to a neighbour,
+    more pieces that are more than strays than it was in (a piece cut off goes to a neighbour,
     as in :func:`clean_fragments`, and its addresses with it). BVs are joined in turn; a piece refused that
     is more than a fragment (a fragment is handed out in any case) is tried again, up to *passes* times in
     all, once a BV that refused its strips has changed: a later BV's join can open the way.
@@ -328,7 +334,7 @@ def _strip(polygon, line, others: np.ndarray, params: Params, widest: float):
 def _take(pieces: dict, lab, strip, xy: np.ndarray, labels: np.ndarray, weights: np.ndarray, params: Params,
           blocked: set | None = None, allowance: float = 0.0):
     """Give *strip* to *lab*, taking it from the BVs it covers; ``None`` when that would leave one of them in
-    more pieces holding more than a stray's addresses than it was in already (:func:`_detached`: a piece cut
+    more pieces that are more than strays than it was in already (:func:`_detached`: a piece cut
     off is handed out by :func:`clean_fragments`, and its addresses with it), unless the pieces it cuts off
     hold, all together, at most *allowance* addresses (``join_cut_off_share`` of the joined piece's): those
     go at once to the neighbour sharing their longest border. *blocked*, when given, receives the BV that
@@ -369,12 +375,13 @@ def _take(pieces: dict, lab, strip, xy: np.ndarray, labels: np.ndarray, weights:
 
 def _cut_off(parts: list, before: list, xy: np.ndarray, weights: np.ndarray, params: Params) -> list:
     """``(part, addresses)`` of the *parts* of a BV (its points *xy*) that a strip cut off its main piece and
-    that hold more than a stray's addresses (those already detached before, in *before*, are not counted)."""
+    that are more than a stray (those already detached before, in *before*, are not counted)."""
     count = _own_counts(parts, xy, weights)
     main = _main_part(parts, count)
+    points = _points_in(parts, xy)
     was = before[_main_part(before, _own_counts(before, xy, weights))]
     return [(parts[i], float(count[i])) for i in range(len(parts)) if i != main
-            and count[i] > params.stray_max_addresses and shapely.area(shapely.intersection(parts[i], was)) > 0]
+            and points[i] > params.stray_max_points and shapely.area(shapely.intersection(parts[i], was)) > 0]
 
 
 def _hand_out(pieces: dict, lab, part) -> None:
@@ -407,18 +414,19 @@ def _refused(blocked: set | None, lab) -> None:
 
 
 def _detached(parts: list, xy: np.ndarray, weights: np.ndarray, params: Params) -> int:
-    """How many of a BV's *parts* (its points *xy*) are detached pieces holding more than a stray's addresses
-    (``stray_max_addresses``): a strip that cuts such a piece off the BV hands its addresses to another."""
+    """How many of a BV's *parts* (its points *xy*) are detached pieces that are more than a stray
+    (``stray_max_points``): a strip that cuts such a piece off the BV hands its addresses to another."""
     if len(parts) < 2:
         return 0
-    count = _own_counts(parts, xy, weights)
-    main = _main_part(parts, count)
-    return sum(count[i] > params.stray_max_addresses for i in range(len(parts)) if i != main)
+    main = _main_part(parts, _own_counts(parts, xy, weights))
+    points = _points_in(parts, xy)
+    return sum(points[i] > params.stray_max_points for i in range(len(parts)) if i != main)
 
 
 def clean_fragments(polygon, pieces: dict, xy: np.ndarray, labels: np.ndarray, weights: np.ndarray,
                     params: Params, passes: int = 3) -> dict:
-    """Give each detached piece of a BV that holds few addresses to the neighbour sharing its longest border.
+    """Give each detached piece of a BV that is a stray (at most ``stray_max_points`` points) or a fragment
+    (few addresses, :func:`_is_fragment`) to the neighbour sharing its longest border.
 
     A BV keeps its piece with the most addresses (then the largest). Pieces below ``sliver_area`` always
     move. A piece with no neighbour in the commune (an island) stays where Voronoi put it.
@@ -442,12 +450,13 @@ def clean_fragments(polygon, pieces: dict, xy: np.ndarray, labels: np.ndarray, w
             continue
         own = labels == lab
         addr[idx] = _own_counts(list(parts[idx]), xy[own], weights[own])
+        points = dict(zip(idx, _points_in(list(parts[idx]), xy[own])))
         total = addr[idx].sum()
         main = idx[_main_part(list(parts[idx]), addr[idx])]
         for i in idx:
             if i == main:
                 continue
-            few = _is_fragment(addr[i], total, params)
+            few = points[i] <= params.stray_max_points or _is_fragment(addr[i], total, params)
             if few or area[i] < params.sliver_area:
                 movable.append(i)
     if not movable:

@@ -45,14 +45,16 @@ class Params:
     #: holds at most this share of its BV's addresses (1 = every BV in one piece, as official BVs are; 0 = only
     #: fragments: fewer BVs in pieces, at the price of the addresses given away, bench/).
     leftover_max_share: float = 0.0
-    #: A detached piece of a BV holding at most this many addresses is a stray (a misplaced or mislabelled
-    #: row, most often) and goes to a neighbour before any join; larger pieces are joined to their BV when
-    #: they can be, and only then handed out by the thresholds above. Where no street-side guide applies (a
-    #: roll without address labels, ``--no-guides``, a commune without numbered streets), nothing tells a
-    #: detached cluster of a BV's addresses from a true enclave, and only strays are handed out
-    #: (cross-validated on both dev sets, the noisy roll and the Val-de-Marne lists, bench/). A join's strip
-    #: may cut off another BV no more than this many of its addresses (they would be handed out with them).
-    stray_max_addresses: int = 1
+    #: A detached piece of a BV holding at most this many points (seeds: geocoded locations, whatever the
+    #: number of addresses at each; a REU row can stand for several addresses, a list's building for many
+    #: electors) is a stray (a misplaced or mislabelled row, most often) and goes to a neighbour before any
+    #: join; larger pieces are joined to their BV when they can be, and only then handed out by the
+    #: thresholds above. Where no street-side guide applies (a roll without address labels, ``--no-guides``,
+    #: a commune without numbered streets), nothing tells a detached cluster of a BV's addresses from a true
+    #: enclave, and only strays are handed out (cross-validated on both dev sets, the noisy roll and the
+    #: Val-de-Marne lists, bench/). A join's strip may cut off another BV no more than a stray (it is handed
+    #: out with its addresses).
+    stray_max_points: int = 1
     #: A join's strip may also cut off pieces of the BVs it crosses holding, all together, at most this share
     #: of the joined piece's addresses: they go to the neighbour sharing their longest border (0 = never,
     #: only a stray's addresses, above; bench/).
