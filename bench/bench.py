@@ -349,7 +349,7 @@ def case_noise(method: str) -> list:
 def case_cv(method: str) -> list:
     """Cross-validated choice of the fragment thresholds and the guides' reach, on both dev sets."""
     m = "streets" if method == "all" else method
-    grid = [dict(fragment_max_addresses=a, fragment_max_share=s) for a, s in ((2, 0.05), (5, 0.1), (10, 0.2))]
+    grid = [dict(fragment_max_points=a, fragment_max_share=s) for a, s in ((2, 0.05), (5, 0.1), (10, 0.2))]
     grid += [dict(guide_extension=e) for e in (0.0, 8.0, 16.0)] + [dict(guides=False)]
     before_joins = dict(join_max_gap=0.0, leftover_max_share=0.1)  # these were chosen first, without joins
     rows = [kfold(name, m, **g, **before_joins) for g in grid for name in DEV_SETS]
@@ -371,7 +371,7 @@ def case_cv_guides(method: str) -> list:
     rows = []
     grid = [dict()] + [dict(guide_extension=e) for e in (16.0, 32.0)] + [dict(guide_step=6.0)]
     grid += [dict(guide_max_number_gap=g) for g in (12, 50)] + [dict(guide_max_distance=d) for d in (150.0, 400.0)]
-    grid += [dict(fragment_max_addresses=a, fragment_max_share=f) for a, f in ((2, 0.05), (10, 0.2))]
+    grid += [dict(fragment_max_points=a, fragment_max_share=f) for a, f in ((2, 0.05), (10, 0.2))]
     grid += [dict(leftover_max_share=s) for s in (0.2, 0.5)]
     for g in grid:
         rows += [kfold(name, m, **g) for name in DEV_SETS] + [kfold("paris_dev", m, noise=True, **g)]
@@ -523,8 +523,8 @@ def case_cv_handout(method: str) -> list:
     """What is handed out of a detached piece that cannot be joined (Method, step 7), commune by commune on
     the Val-de-Marne lists against plain Voronoi, and on both dev sets."""
     grid = [dict(fragment_max_share=0.1, leftover_max_share=0.35), dict(fragment_max_share=0.1),
-            dict(leftover_max_share=0.2), dict(), dict(fragment_max_addresses=1),
-            dict(fragment_max_addresses=1, join_max_gap=0.0)]
+            dict(leftover_max_share=0.2), dict(), dict(fragment_max_points=1),
+            dict(fragment_max_points=1, join_max_gap=0.0)]
     rows = []
     for g in grid:
         rows += case_suburbs("guides", **g) + [kfold(name, "streets", **g) for name in DEV_SETS]

@@ -4,6 +4,7 @@ import gzip
 import json
 import re
 
+import geopandas as gpd
 import numpy as np
 import pytest
 import shapely
@@ -414,3 +415,20 @@ def test_settings_out_of_range_are_one_line_errors(tmp_path):
                                         *option, "-o", str(tmp_path / "o.gpkg")])
         assert res.exit_code == 2 and option[0] in res.output and "Traceback" not in res.output
         assert not (tmp_path / "o.gpkg").exists()
+
+
+def test_a_renamed_option_is_still_taken(tmp_path):
+    # --fragment-max-addresses became --fragment-max-points when fragments were counted in points: both
+    # set the same parameter, recorded in the report under its new name
+    com = tmp_path / "c.geojson"
+    ONE.to_file(com)
+    pts = gpd.GeoSeries(gpd.points_from_xy([X0 + 300, X0 + 700], [Y0 + 300, Y0 + 700]), crs=2154).to_crs(4326)
+    roll = _write(tmp_path, "roll.csv", "id_brut_bv_reu,code_commune_ref,longitude,latitude\n" + "".join(
+        f"31001_{k},31001,{p.x:.6f},{p.y:.6f}\n" for k, p in enumerate(pts, 1)))
+    for option in ("--fragment-max-points", "--fragment-max-addresses"):
+        out = tmp_path / f"o{option[-6:]}.gpkg"
+        res = CliRunner().invoke(main, ["build", "--dept", "31", "--addresses", roll, "--communes", str(com),
+                                        option, "3", "-o", str(out), "-q"])
+        assert res.exit_code == 0, res.output
+        report = json.loads((tmp_path / f"o{option[-6:]}.report.json").read_text())
+        assert report["parameters"]["fragment_max_points"] == 3 and "fragment_max_addresses" not in report["parameters"]

@@ -55,9 +55,9 @@ def cache_options(fn):
 PARAM_OPTIONS = {
     "min_score": "Drop points with a geocoding score below this.",
     "outside_tolerance": "Metres a point may lie outside its commune.",
-    "fragment_max_addresses": "A detached piece of a BV with at most this many addresses that could not be joined "
-                              "to it goes to a neighbour (where street-side guides apply; elsewhere only single "
-                              "addresses move).",
+    "fragment_max_points": "A detached piece of a BV with at most this many points (locations, whatever the "
+                           "addresses at each) that could not be joined to it goes to a neighbour (where "
+                           "street-side guides apply; elsewhere only single points move).",
     "join_max_gap": "A detached piece of a BV at most this many metres from the rest of it is joined to it through "
                     "the gap, or along the limits between BVs, when no other BV's address lies there (0: never).",
     "leftover_max_share": "A detached piece that could not be joined goes to a neighbour when it holds at most this "
@@ -77,6 +77,10 @@ PARAM_OPTIONS = {
 }
 
 
+#: Earlier names of those options, still taken.
+OLD_NAMES = {"fragment_max_points": ("--fragment-max-addresses",)}
+
+
 def _param_type(name: str):
     """The click type of a :class:`Params` option, by the ranges :class:`Params` checks: a count or a distance
     at least 0 (a step above 0), a share from 0 to 1."""
@@ -92,8 +96,8 @@ def tessellation_options(fn):
     opts = [
         click.option("--geo-types", default=",".join(d.geo_types), show_default=True,
                      help="geo_type values kept as seeds (comma-separated)."),
-        *(click.option("--" + name.replace("_", "-"), type=_param_type(name), default=getattr(d, name),
-                       show_default=True, help=text) for name, text in PARAM_OPTIONS.items()),
+        *(click.option("--" + name.replace("_", "-"), *OLD_NAMES.get(name, ()), name, type=_param_type(name),
+                       default=getattr(d, name), show_default=True, help=text) for name, text in PARAM_OPTIONS.items()),
         click.option("--split-empty-blocks", "split_empty_blocks", is_flag=True,
                      help="Split every block without addresses among the BVs along its outline, never giving "
                           "it whole to the BV whose outline it rounds off."),
@@ -146,7 +150,7 @@ class BuildCommand(SectionedCommand):
         **dict.fromkeys(["dept", "addresses", "communes", "circonscriptions", "bv_table", "cols",
                          "commune_code_column", "commune_name_column", "geocode_columns", "geocoder_url"], "Inputs"),
         "outputs": "Outputs",
-        **dict.fromkeys(["method", "streets", "osm_streets", "no_guides", "no_address_axes", "fragment_max_addresses",
+        **dict.fromkeys(["method", "streets", "osm_streets", "no_guides", "no_address_axes", "fragment_max_points",
                          "join_max_gap", "join_cut_off_share",
                          "leftover_max_share", "straight_cut_depth", "straight_cut_depth_three",
                          "empty_region_voronoi_area",

@@ -24,9 +24,10 @@ def _main_part(parts: list, count: np.ndarray) -> int:
     return max(range(len(parts)), key=lambda i: (count[i], parts[i].area))
 
 
-def _is_fragment(n: float, total: float, params: Params) -> bool:
-    """A detached piece holding this few of its BV's *total* addresses goes to a neighbour."""
-    return n <= params.fragment_max_addresses or n <= params.fragment_max_share * total
+def _is_fragment(points: float, n: float, total: float, params: Params) -> bool:
+    """A detached piece holding this few points (``fragment_max_points``), or this small a share of its BV's
+    *total* addresses (*n*, ``fragment_max_share``), goes to a neighbour."""
+    return points <= params.fragment_max_points or n <= params.fragment_max_share * total
 
 
 def _points_in(parts: list, xy: np.ndarray) -> np.ndarray:
@@ -122,8 +123,9 @@ def _join_bv(polygon, pieces: dict, lab, xy: np.ndarray, labels: np.ndarray, wei
             break
         count = _own_counts(parts, xy[own], weights[own])
         main = _main_part(parts, count)
+        points = _points_in(parts, xy[own]) if not fragments else None
         gaps = sorted((shapely.distance(parts[i], parts[main]), i) for i in range(len(parts))
-                      if i != main and (fragments or not _is_fragment(count[i], count.sum(), params)))
+                      if i != main and (fragments or not _is_fragment(points[i], count[i], count.sum(), params)))
         todo = [(d, i) for d, i in gaps if d <= params.join_max_gap and parts[i].wkb not in tried]
         if not todo:
             break
@@ -426,7 +428,7 @@ def _detached(parts: list, xy: np.ndarray, weights: np.ndarray, params: Params) 
 def clean_fragments(polygon, pieces: dict, xy: np.ndarray, labels: np.ndarray, weights: np.ndarray,
                     params: Params, passes: int = 3) -> dict:
     """Give each detached piece of a BV that is a stray (at most ``stray_max_points`` points) or a fragment
-    (few addresses, :func:`_is_fragment`) to the neighbour sharing its longest border.
+    (:func:`_is_fragment`) to the neighbour sharing its longest border.
 
     A BV keeps its piece with the most addresses (then the largest). Pieces below ``sliver_area`` always
     move. A piece with no neighbour in the commune (an island) stays where Voronoi put it.
@@ -456,7 +458,7 @@ def clean_fragments(polygon, pieces: dict, xy: np.ndarray, labels: np.ndarray, w
         for i in idx:
             if i == main:
                 continue
-            few = points[i] <= params.stray_max_points or _is_fragment(addr[i], total, params)
+            few = points[i] <= params.stray_max_points or _is_fragment(points[i], addr[i], total, params)
             if few or area[i] < params.sliver_area:
                 movable.append(i)
     if not movable:

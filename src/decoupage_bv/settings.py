@@ -28,8 +28,9 @@ class Params:
     outlier_factor: float = 5.0
     #: Points closer than this are one location (one seed).
     colocation_grid: float = 0.1
-    #: A detached piece of a BV holding at most this many addresses goes to a neighbour …
-    fragment_max_addresses: int = 5
+    #: A detached piece of a BV holding at most this many points (seeds, whatever the number of addresses at
+    #: each) goes to a neighbour …
+    fragment_max_points: int = 5
     #: … or at most this share of the BV's addresses (0 = by count only: a detached piece of more addresses
     #: than that is a street or a cluster that the roll truly gives to its BV, and handing it out loses all
     #: of them; cross-validated per commune against plain Voronoi, bench/).
