@@ -123,6 +123,17 @@ def test_a_stray_is_one_point_however_many_addresses_it_stands_for():
     assert shapely.intersects_xy(out[1], 204.0, 53.0) and not shapely.intersects_xy(out[1], 282.0, 92.0)
 
 
+def test_without_guides_a_piece_of_two_points_goes_but_not_of_three():
+    b = _grid(0, 300, 0, 100, step=10.0)
+    for cluster, kept in (([[202.0, 52.0], [206.0, 52.0]], False), ([[202.0, 52.0], [206.0, 52.0], [202.0, 56.0]], True)):
+        a = np.r_[_grid(52, 62, 52, 56, step=2.0), cluster]
+        bb = b[np.hypot(*(b[:, None, :] - a[None, :, :]).transpose(2, 0, 1)).min(axis=1) > 1]
+        labels = np.array([1] * len(a) + [2] * len(bb))
+        out = _run(np.r_[a, bb], labels, join_max_gap=0)
+        assert _parts(out[1]) == (2 if kept else 1)
+        assert bool(shapely.intersects_xy(out[1], 204.0, 53.0)) == kept
+
+
 def test_detached_clusters_are_joined_before_fragments_are_handed_out():
     # the same layout with joins on: the lone address amid B's (a stray) goes first; the cluster of three,
     # a fragment by size, is joined to A's main piece through the gap rather than handed out

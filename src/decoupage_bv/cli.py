@@ -57,7 +57,7 @@ PARAM_OPTIONS = {
     "outside_tolerance": "Metres a point may lie outside its commune.",
     "fragment_max_points": "A detached piece of a BV with at most this many points (locations, whatever the "
                            "addresses at each) that could not be joined to it goes to a neighbour (where "
-                           "street-side guides apply; elsewhere only single points move).",
+                           "street-side guides apply; elsewhere pieces of at most 2 points move).",
     "join_max_gap": "A detached piece of a BV at most this many metres from the rest of it is joined to it through "
                     "the gap, or along the limits between BVs, when no other BV's address lies there (0: never).",
     "leftover_max_share": "A detached piece that could not be joined goes to a neighbour when it holds at most this "

@@ -35,6 +35,12 @@ class Params:
     #: than that is a street or a cluster that the roll truly gives to its BV, and handing it out loses all
     #: of them; cross-validated per commune against plain Voronoi, bench/).
     fragment_max_share: float = 0.0
+    #: Where no street-side guide applies (a roll without address labels, ``--no-guides``, a commune without
+    #: numbered streets), a detached piece goes to a neighbour when it holds at most this many points, and
+    #: by no share: nothing there tells a larger detached cluster of a BV's addresses from a true enclave
+    #: (cross-validated on both dev sets, the noisy roll and the Val-de-Marne lists without their labels,
+    #: bench/).
+    fragment_max_points_unguided: int = 2
     #: A detached piece of a BV at most this far from its main piece (m) is joined to it through the gap
     #: between them, or along the limits between BVs (at most as long), when no address of another BV lies
     #: there (0 = never; cross-validated, bench/).
@@ -50,11 +56,9 @@ class Params:
     #: number of addresses at each; a REU row can stand for several addresses, a list's building for many
     #: electors) is a stray (a misplaced or mislabelled row, most often) and goes to a neighbour before any
     #: join; larger pieces are joined to their BV when they can be, and only then handed out by the
-    #: thresholds above. Where no street-side guide applies (a roll without address labels, ``--no-guides``,
-    #: a commune without numbered streets), nothing tells a detached cluster of a BV's addresses from a true
-    #: enclave, and only strays are handed out (cross-validated on both dev sets, the noisy roll and the
-    #: Val-de-Marne lists, bench/). A join's strip may cut off another BV no more than a stray (it is handed
-    #: out with its addresses).
+    #: thresholds above (cross-validated on both dev sets, the noisy roll and the Val-de-Marne lists,
+    #: bench/). A join's strip may cut off another BV no more than a stray (it is handed out with its
+    #: addresses).
     stray_max_points: int = 1
     #: A join's strip may also cut off pieces of the BVs it crosses holding, all together, at most this share
     #: of the joined piece's addresses: they go to the neighbour sharing their longest border (0 = never,

@@ -63,7 +63,8 @@ def tessellate_unit(polygon, xy: np.ndarray, labels: np.ndarray, weights: np.nda
                           main_pair_roundness=params.straight_cut_main_pair_min_roundness)
     strays = replace(params, fragment_max_points=0, fragment_max_share=0.0)  # strays only (clean_fragments)
     if guide_xy is None or not len(guide_xy):
-        params = replace(strays, leftover_max_share=0.0, join_cut_off_share=0.0)
+        params = replace(strays, leftover_max_share=0.0, join_cut_off_share=0.0,
+                         fragment_max_points=params.fragment_max_points_unguided)
     refusals: dict = {}
     if len(pieces) > 1:
         # strays go first; with guides, larger pieces are joined to their BV when they can be, before the
