@@ -58,6 +58,11 @@ def test_national_build_is_the_concatenation_of_departement_builds(national, mon
         assert list(mine["id_bv"].fillna("")) == list(alone["id_bv"].fillna(""))
         assert all(a.equals_exact(b, 1e-6) for a, b in zip(mine.geometry, alone.geometry))
     assert r.report["counts"]["bv_drawn"] == 31 + 197  # the 2012 list has one BV more than its map
+    # every BV in pieces, with its département, as in the report of each
+    per = r.report["per_departement"]
+    assert r.report["bv_multipart"] == [dict(m, departement=d) for d in ("29", "75") for m in per[d]["bv_multipart"]]
+    multi = r.polygons[(r.polygons.geom_type == "MultiPolygon") & r.polygons["code_bv"].notna()]
+    assert len(r.report["bv_multipart"]) == len(multi) > 0
     # an interrupted run starts again where it stopped: nothing is rebuilt
     import decoupage_bv.national as nat
 
