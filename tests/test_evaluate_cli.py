@@ -50,6 +50,9 @@ def test_demo_builds_the_real_sample_shipped_with_the_package(tmp_path):
     res = CliRunner().invoke(main, ["demo", "--out-dir", str(tmp_path), "-j", "1"])
     assert res.exit_code == 0, res.output
     assert "31 BV drawn of 31" in res.output and "bv_finistere_sample_adresses.html" in res.output
+    # the BVs in pieces are counted, and the report says why each piece was not joined
+    report = json.loads((tmp_path / "bv_finistere_sample.report.json").read_text())
+    assert f"{len(report['bv_multipart'])} BV in several pieces: see bv_multipart" in res.output
     g = gpd.read_file(tmp_path / "bv_finistere_sample.gpkg")
     drawn = g[g["code_bv"].notna()]
     assert len(drawn) == 31 and set(drawn["code_insee"]) == {"29039", "29046", "29116"}
