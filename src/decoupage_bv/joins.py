@@ -30,21 +30,22 @@ def _is_fragment(points: float, n: float, total: float, params: Params) -> bool:
     return points <= params.fragment_max_points or n <= params.fragment_max_share * total
 
 
-def _points_in(parts: list, xy: np.ndarray) -> np.ndarray:
-    """Number of the points of *xy* in each part: a stray is counted in points (``stray_max_points``), one
-    row of the roll however many addresses it stands for."""
-    return _own_counts(parts, xy, np.ones(len(xy)))
+def _part_counts(parts: list, xy: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Weight (addresses) and number of the points of *xy* in each part, a point on an edge between two parts
+    counted once: strays and fragments are counted in points (one row of the roll however many addresses
+    it stands for), the piece a BV keeps in addresses."""
+    counted = np.zeros(len(xy), dtype=bool)
+    weight, points = np.zeros(len(parts)), np.zeros(len(parts))
+    for i, part in enumerate(parts):
+        inside = shapely.intersects_xy(part, xy[:, 0], xy[:, 1]) & ~counted
+        weight[i], points[i] = weights[inside].sum(), inside.sum()
+        counted |= inside
+    return weight, points
 
 
 def _own_counts(parts: list, xy: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Weight of the points of *xy* in each part (a point on an edge between two parts counts once)."""
-    counted = np.zeros(len(xy), dtype=bool)
-    out = np.zeros(len(parts))
-    for i, part in enumerate(parts):
-        inside = shapely.intersects_xy(part, xy[:, 0], xy[:, 1]) & ~counted
-        out[i] = weights[inside].sum()
-        counted |= inside
-    return out
+    """Weight of the points of *xy* in each part (:func:`_part_counts`)."""
+    return _part_counts(parts, xy, weights)[0]
 
 
 def _clearance(line, xy: np.ndarray, within: float = np.inf) -> float:
@@ -121,9 +122,8 @@ def _join_bv(polygon, pieces: dict, lab, xy: np.ndarray, labels: np.ndarray, wei
         parts = polygon_parts(pieces[lab])
         if len(parts) < 2:
             break
-        count = _own_counts(parts, xy[own], weights[own])
+        count, points = _part_counts(parts, xy[own], weights[own])
         main = _main_part(parts, count)
-        points = _points_in(parts, xy[own]) if not fragments else None
         gaps = sorted((shapely.distance(parts[i], parts[main]), i) for i in range(len(parts))
                       if i != main and (fragments or not _is_fragment(points[i], count[i], count.sum(), params)))
         todo = [(d, i) for d, i in gaps if d <= params.join_max_gap and parts[i].wkb not in tried]
@@ -378,9 +378,8 @@ def _take(pieces: dict, lab, strip, xy: np.ndarray, labels: np.ndarray, weights:
 def _cut_off(parts: list, before: list, xy: np.ndarray, weights: np.ndarray, params: Params) -> list:
     """``(part, addresses)`` of the *parts* of a BV (its points *xy*) that a strip cut off its main piece and
     that are more than a stray (those already detached before, in *before*, are not counted)."""
-    count = _own_counts(parts, xy, weights)
+    count, points = _part_counts(parts, xy, weights)
     main = _main_part(parts, count)
-    points = _points_in(parts, xy)
     was = before[_main_part(before, _own_counts(before, xy, weights))]
     return [(parts[i], float(count[i])) for i in range(len(parts)) if i != main
             and points[i] > params.stray_max_points and shapely.area(shapely.intersection(parts[i], was)) > 0]
@@ -420,8 +419,8 @@ def _detached(parts: list, xy: np.ndarray, weights: np.ndarray, params: Params) 
     (``stray_max_points``): a strip that cuts such a piece off the BV hands its addresses to another."""
     if len(parts) < 2:
         return 0
-    main = _main_part(parts, _own_counts(parts, xy, weights))
-    points = _points_in(parts, xy)
+    count, points = _part_counts(parts, xy, weights)
+    main = _main_part(parts, count)
     return sum(points[i] > params.stray_max_points for i in range(len(parts)) if i != main)
 
 
@@ -451,8 +450,8 @@ def clean_fragments(polygon, pieces: dict, xy: np.ndarray, labels: np.ndarray, w
         if len(idx) < 2:
             continue
         own = labels == lab
-        addr[idx] = _own_counts(list(parts[idx]), xy[own], weights[own])
-        points = dict(zip(idx, _points_in(list(parts[idx]), xy[own])))
+        addr[idx], counted = _part_counts(list(parts[idx]), xy[own], weights[own])
+        points = dict(zip(idx, counted))
         total = addr[idx].sum()
         main = idx[_main_part(list(parts[idx]), addr[idx])]
         for i in idx:
