@@ -15,6 +15,7 @@
     python bench/bench.py cv_wood      # stretches of empty blocks over an area split as plain Voronoi splits them
     python bench/bench.py cv_strips    # the core of a block of three BVs to its main pair only in blocks round enough
     python bench/bench.py cv_one_sided # axes for streets numbered on one side, where numbering follows the convention
+    python bench/bench.py cv_points    # detached pieces handed out by their number of points, with and without guides
     python bench/bench.py suburbs      # Val-de-Marne 2019 lists (no streets, real geocoding noise): left-out electors
     python bench/bench.py speed        # build time: ours against the peers' 20-line geopandas Voronoi
     python bench/bench.py paris        # build Paris 1er–10e from paris_dev/roll.csv: time, memory
@@ -659,6 +660,25 @@ def case_cv_one_sided(method: str) -> list:
     return rows
 
 
+def case_cv_points(method: str) -> list:
+    """Detached pieces handed out by their number of points (Method, steps 6-7): fragments of at most 3, 5
+    (the default) or 8 points where guides apply, on the Val-de-Marne lists (the Paris sets have one point
+    per address: a fragment of n points is one of n addresses there, as cross-validated before); where none
+    applies (no labels), pieces of no more points than a stray (0: strays only, as before; 1: strays, and no
+    second try at joining them), 2 (the default) or 3 points, on the Val-de-Marne lists, both dev sets
+    (``voronoi`` and ``streets`` without guides) and the noisy roll."""
+    rows = []
+    for n in (3, 5, 8):
+        rows += case_suburbs("guides", fragment_max_points=n)
+    for n in (0, 1, 2, 3):
+        rows += case_suburbs("voronoi", fragment_max_points_unguided=n)
+        rows += [kfold(name, m, guides=False, fragment_max_points_unguided=n)
+                 for name in DEV_SETS for m in ("voronoi", "streets")]
+        rows += [kfold("paris_dev", m, noise=True, guides=False, fragment_max_points_unguided=n)
+                 for m in ("voronoi", "streets")]
+    return rows
+
+
 def case_cv_extension(method: str) -> list:
     """How far a range is carried past its last known number inside its block, where street lines give the
     blocks (Method, step 4): 24 m (as without street lines), 48, 96, 160 m, along the street or along its
@@ -812,7 +832,7 @@ CASES = {"paris": case_paris, "dept31": case_dept31, "accuracy": case_accuracy, 
          "cv_blocks": case_cv_blocks, "cv_leftover": case_cv_leftover, "cv_joins": case_cv_joins,
          "cv_extension": case_cv_extension, "cv_empty": case_cv_empty, "cv_straight": case_cv_straight,
          "cv_empty_pair": case_cv_empty_pair, "cv_depth": case_cv_depth, "cv_wood": case_cv_wood,
-         "cv_strips": case_cv_strips, "cv_one_sided": case_cv_one_sided,
+         "cv_strips": case_cv_strips, "cv_one_sided": case_cv_one_sided, "cv_points": case_cv_points,
          "arrondissements": case_arrondissements, "where": case_where,
          "speed": case_speed,
          "suburbs": case_suburbs, "france": case_france,
