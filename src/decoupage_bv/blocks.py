@@ -360,13 +360,19 @@ def _main_pair_cut(block, regions: dict, xy: np.ndarray, labels: np.ndarray, cor
 
 def _nearest_on_outline(block, xy: np.ndarray, step: float = 4.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(samples, origin, nearest)``: *block*'s outline sampled every *step* m, less ``origin`` (its first
-    sample, for the precision of squared distances as |r|² - 2r·a + |a|²), and the index of the point of
-    *xy* nearest each sample (the first of those equally near)."""
+    sample: small numbers for squared distances as |r|² - 2r·a + |a|², and for :func:`_chord`), and the
+    index of the point of *xy* nearest each sample (the first of those equally near)."""
     ring = shapely.get_coordinates(shapely.segmentize(shapely.get_exterior_ring(block), step))[:-1]
     origin = ring[0]
     ring, xy = ring - origin, xy - origin
-    d = (ring * ring).sum(axis=1)[:, None] - 2 * ring @ xy.T + (xy * xy).sum(axis=1)
-    return ring, origin, d.argmin(axis=1)
+    if len(ring) * len(xy) <= 1_000_000:
+        d = (ring * ring).sum(axis=1)[:, None] - 2 * ring @ xy.T + (xy * xy).sum(axis=1)
+        return ring, origin, d.argmin(axis=1)
+    # a tree, not a samples × points matrix: a large block of a suburb has thousands of each
+    sample, point = STRtree(shapely.points(xy)).query_nearest(shapely.points(ring), all_matches=True)
+    nearest = np.full(len(ring), np.iinfo(np.int64).max)
+    np.minimum.at(nearest, sample, point)
+    return ring, origin, nearest
 
 
 def _chord(block, own0: np.ndarray, own1: np.ndarray, step: float = 4.0) -> np.ndarray | None:

@@ -84,11 +84,13 @@ def join_pieces(polygon, pieces: dict, xy: np.ndarray, labels: np.ndarray, weigh
     before = pieces
     pieces, changed = dict(pieces), False
     refused: dict = {} if refusals is None else refusals
+    had: dict = {}  # BV → (its geometry, its detached pieces then): a BV that a strip does not change keeps them
     # (BV, piece's WKB) no strip joined → (the BVs that refused its strips, as they were then, the piece)
     for k in range(passes):
         joined_any = False
         for lab in sorted(pieces):
-            joined_any |= _join_bv(polygon, pieces, lab, xy, labels, weights, params, refused, fragments=k == 0)
+            joined_any |= _join_bv(polygon, pieces, lab, xy, labels, weights, params, refused, had,
+                                   fragments=k == 0)
         if not joined_any:
             break
         changed = True
@@ -107,7 +109,7 @@ def join_pieces(polygon, pieces: dict, xy: np.ndarray, labels: np.ndarray, weigh
 
 
 def _join_bv(polygon, pieces: dict, lab, xy: np.ndarray, labels: np.ndarray, weights: np.ndarray,
-             params: Params, refused: dict, fragments: bool = True) -> bool:
+             params: Params, refused: dict, had: dict | None = None, fragments: bool = True) -> bool:
     """Join the detached pieces of BV *lab* to its main piece where a strip can (:func:`join_pieces`),
     updating *pieces* in place; whether one was joined. *refused*: the pieces refused before, with the BVs
     that refused their strips (:func:`_take`; hashes of their WKB); one is not tried again while those stay
@@ -141,7 +143,7 @@ def _join_bv(polygon, pieces: dict, lab, xy: np.ndarray, labels: np.ndarray, wei
             if strip is None:
                 continue
             joined = _take(pieces, lab, strip, xy, labels, weights, params, blocked,
-                           allowance=params.join_cut_off_share * count[i])
+                           allowance=params.join_cut_off_share * count[i], had=had)
             if joined is not None:
                 pieces.update(joined)
                 joined_any = True
@@ -202,7 +204,10 @@ def _bridges(part, main, max_gap: float, tries: int = 6, step: float = 10.0) -> 
     lines = [shapely.shortest_line(part, main)]
     ring = shapely.get_coordinates(shapely.segmentize(shapely.get_exterior_ring(part), step))
     pts = shapely.points(ring)
-    d = shapely.distance(pts, main)
+    # *main* within *max_gap* of *part*'s box: the same distances up to *max_gap*, farther ones stay farther
+    x0, y0, x1, y1 = shapely.bounds(part)
+    near = _clipped(main, (x0 - max_gap, y0 - max_gap, x1 + max_gap, y1 + max_gap))
+    d = np.full(len(pts), np.inf) if near.is_empty else shapely.distance(pts, near)
     chosen = [shapely.get_coordinates(lines[0])[0]]
     for k in np.lexsort((ring[:, 1], ring[:, 0], d)):
         if len(lines) >= tries or d[k] > max_gap:
@@ -334,13 +339,14 @@ def _strip(polygon, line, others: np.ndarray, params: Params, widest: float):
 
 
 def _take(pieces: dict, lab, strip, xy: np.ndarray, labels: np.ndarray, weights: np.ndarray, params: Params,
-          blocked: set | None = None, allowance: float = 0.0):
+          blocked: set | None = None, allowance: float = 0.0, had: dict | None = None):
     """Give *strip* to *lab*, taking it from the BVs it covers; ``None`` when that would leave one of them in
     more pieces that are more than strays than it was in already (:func:`_detached`: a piece cut
     off is handed out by :func:`clean_fragments`, and its addresses with it), unless the pieces it cuts off
     hold, all together, at most *allowance* addresses (``join_cut_off_share`` of the joined piece's): those
     go at once to the neighbour sharing their longest border. *blocked*, when given, receives the BV that
-    refused the strip (*lab* itself when the strip joins nothing)."""
+    refused the strip (*lab* itself when the strip joins nothing). *had*, when given, keeps each BV's count
+    of detached pieces from one strip to the next while the BV stays as it was (:func:`_remembered`)."""
     out = dict(pieces)
     gained = [pieces[lab]]
     cut, spent = [], 0.0  # the pieces cut off other BVs, handed out once the strip is taken
@@ -353,12 +359,13 @@ def _take(pieces: dict, lab, strip, xy: np.ndarray, labels: np.ndarray, weights:
         parts = polygon_parts(rest)
         if len(parts) > 1:  # (a strip can cut a BV in two and take one of its fragments whole)
             own = labels == other
+            own_xy, own_w = xy[own], weights[own]
             before = polygon_parts(g)
-            now, had = (_detached(p, xy[own], weights[own], params) for p in (parts, before))
-            if now > had:
+            now = _detached(parts, own_xy, own_w, params)
+            if now > _remembered(had, other, g, _detached, before, own_xy, own_w, params):
                 if allowance <= 0:
                     return _refused(blocked, other)
-                off = _cut_off(parts, before, xy[own], weights[own], params)
+                off = _cut_off(parts, before, own_xy, own_w, params)
                 spent += sum(w for _, w in off)
                 if not off or spent > allowance:
                     return _refused(blocked, other)
@@ -398,14 +405,30 @@ def _hand_out(pieces: dict, lab, part) -> None:
     pieces[best] = tidy(shapely.union(pieces[best], part))
 
 
+def _clipped(geom, box):
+    """*geom* cut to the rectangle *box* (``minx, miny, maxx, maxy``); *geom* itself when GEOS fails to."""
+    try:
+        return shapely.clip_by_rect(geom, *box)
+    except shapely.errors.GEOSException:  # GEOS can fail to rebuild a near-degenerate ring
+        return geom
+
+
 def _around(geom, ring):
     """*geom* cut to the surroundings of *ring* (1 m around its box): buffering or intersecting a whole BV
     costs more than the rest."""
     x0, y0, x1, y1 = shapely.bounds(ring)
-    try:
-        return shapely.clip_by_rect(geom, x0 - 1, y0 - 1, x1 + 1, y1 + 1)
-    except shapely.errors.GEOSException:  # GEOS can fail to rebuild a near-degenerate ring
-        return geom
+    return _clipped(geom, (x0 - 1, y0 - 1, x1 + 1, y1 + 1))
+
+
+def _remembered(cache: dict | None, key, geom, compute, *args):
+    """``compute(*args)``, a fact about *geom*, kept in *cache* under *key* for as long as *geom* is the
+    same object."""
+    if cache is None:
+        return compute(*args)
+    hit = cache.get(key)
+    if hit is None or hit[0] is not geom:
+        hit = cache[key] = (geom, compute(*args))
+    return hit[1]
 
 
 def _refused(blocked: set | None, lab) -> None:
