@@ -798,19 +798,71 @@ def synth_streets(communes_path: str, depts: list, spacing: float = 250.0) -> di
     return out
 
 
-def case_france(method: str, sizes=(1, 4, 16, 102)) -> list:
+def synth_france_labelled(n_depts: int, folder: str = "/tmp/decoupage_bv_france_labelled") -> tuple[str, str]:
+    """A France of real rolls: the Val-de-Marne 2019 lists (about 150 k rows of 47 communes and 810 BVs,
+    real geocoding, and the BAN label of each address as the REU's ``geo_adresse``) copied into each of the
+    first *n_depts* metropolitan départements, moved to a place of its own, communes renumbered
+    (``<dept>001`` …). Unlike :func:`synth_france`, whose rows have no address, a build of it lays the
+    street-side guides and draws the street axes, as a build of the national REU does. 96 départements:
+    about 14.5 M rows and 78 k BVs. Returns (roll CSV, communes GPKG)."""
+    from functools import partial
+
+    import geopandas as gpd
+    import shapely
+    from pyproj import Transformer
+
+    from decoupage_bv.national import ALL_DEPTS
+
+    os.makedirs(folder, exist_ok=True)
+    roll_path, com_path = os.path.join(folder, f"roll_{n_depts}.csv"), os.path.join(folder, f"communes_{n_depts}.gpkg")
+    if os.path.exists(roll_path) and os.path.exists(com_path):
+        return roll_path, com_path
+    com = gpd.read_file(os.path.join(DATA, "communes", "94_communes_adminexpress2018.geojson")).to_crs(2154)
+    com = com.sort_values("code", ignore_index=True)
+    src = pd.read_csv(os.path.join(DATA, "reu", "94_electoral_lists_2019_geocoded.csv.bz2"), dtype=str)
+    citycode = src["result_citycode"].str[:5]
+    src = src[citycode.isin(com["code"]) & src["longitude"].notna() & src["latitude"].notna()]
+    x, y = Transformer.from_crs(4326, 2154, always_xy=True).transform(src["longitude"].astype(float).to_numpy(),
+                                                                      src["latitude"].astype(float).to_numpy())
+    number = dict(zip(com["code"], range(1, len(com) + 1)))
+    which = src["result_citycode"].str[:5].map(number).to_numpy()
+    cx, cy = shapely.centroid(shapely.union_all(com.geometry.values)).coords[0]
+    to_lonlat = Transformer.from_crs(2154, 4326, always_xy=True)
+    depts = [d for d in ALL_DEPTS if not d.startswith("97")][:n_depts]
+    coms, first = [], True
+    for i, d in enumerate(depts):
+        ox, oy = 100000 + 60000 * (i % 16), 6100000 + 60000 * (i // 16)  # 60 km apart: the 94 is 30 km wide
+        code = np.array([f"{d}{k:03d}" for k in range(1, len(com) + 1)])
+        lon, lat = to_lonlat.transform(x - cx + ox, y - cy + oy)
+        pd.DataFrame({"id_brut_bv_reu": np.char.add(np.char.add(code[which - 1], "_"), src["bureau"].to_numpy(str)),
+                      "code_commune_ref": code[which - 1], "longitude": np.round(lon, 6), "latitude": np.round(lat, 6),
+                      "geo_type": src["result_type"].to_numpy(), "geo_score": src["result_score"].to_numpy(),
+                      "nb_adresses": 1, "geo_adresse": src["result_label"].to_numpy()}).to_csv(
+            roll_path, mode="w" if first else "a", header=first, index=False)
+        first = False
+        moved = shapely.transform(com.geometry.values, partial(np.add, [ox - cx, oy - cy]))
+        coms.append(gpd.GeoDataFrame({"code": code, "nom": [f"Commune {c}" for c in code]}, geometry=moved,
+                                     crs=2154).to_crs(4326))
+    pd.concat(coms, ignore_index=True).pipe(gpd.GeoDataFrame, crs=4326).to_file(com_path)
+    return roll_path, com_path
+
+
+def case_france(method: str, sizes=(1, 4, 16, 102), synth=None) -> list:
     """Wall time, CPU time and peak memory (this process, and the largest worker) of national builds of
     1, 4, 16 and all 102 départements of the synthetic France (``synth_france``), plain Voronoi; with
-    ``--method streets``, street lines already cached (a 250 m grid over each département, as files)."""
+    ``--method streets``, street lines already cached (a 250 m grid over each département, as files).
+    *synth*: another generator of (roll, communes) by number of départements (:func:`synth_france_labelled`)."""
     import tempfile
 
     from decoupage_bv import Params
     from decoupage_bv.national import ALL_DEPTS, build_departements
 
     method = "streets" if method == "streets" else "voronoi"
+    case = "france" if synth is None else "france_labelled"
+    synth = synth or synth_france
     out = []
     for n in sizes:
-        roll, com = synth_france(n)
+        roll, com = synth(n)
         streets = synth_streets(com, list(ALL_DEPTS[:n])) if method == "streets" else None
         t0, c0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
         k0 = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -820,7 +872,7 @@ def case_france(method: str, sizes=(1, 4, 16, 102)) -> list:
         c1, k1 = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
         cpu = (c1.ru_utime + c1.ru_stime - c0.ru_utime - c0.ru_stime) + (k1.ru_utime + k1.ru_stime
                                                                         - k0.ru_utime - k0.ru_stime)
-        out.append({"case": "france", "method": method, "departements": n, "rows": int(r.report["counts"]["address_rows"]),
+        out.append({"case": case, "method": method, "departements": n, "rows": int(r.report["counts"]["address_rows"]),
                     "bv": int(r.report["counts"]["bv_drawn"]), "seconds": round(time.perf_counter() - t0, 1),
                     "cpu_seconds": round(cpu, 1), "peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
                                                                    / 1024), "worker_peak_mb": round(_children_peak_mb())})
@@ -836,7 +888,8 @@ CASES = {"paris": case_paris, "dept31": case_dept31, "accuracy": case_accuracy, 
          "arrondissements": case_arrondissements, "where": case_where,
          "speed": case_speed,
          "suburbs": case_suburbs, "france": case_france,
-         "france_small": lambda method: case_france(method, sizes=(1, 4, 16))}
+         "france_small": lambda method: case_france(method, sizes=(1, 4, 16)),
+         "france_labelled": lambda method: case_france(method, sizes=(1, 4, 16, 96), synth=synth_france_labelled)}
 
 
 def main(argv=None):

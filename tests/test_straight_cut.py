@@ -247,3 +247,23 @@ def test_a_long_thin_block_of_three_bvs_is_shared_by_the_bvs_along_it():
     assert all(shapely.equals(out[lab], every_two[lab]) for lab in (1, 2, 3))
     core = shapely.buffer(strip, -20.0, quad_segs=4)
     assert shapely.intersection(pair[3], core).area < 1e-6 < shapely.intersection(out[3], core).area
+
+
+def test_nearest_address_along_a_large_outline_is_the_same_from_the_tree():
+    """A large block (samples × addresses over a million) takes the tree, a small one the matrix: the same
+    nearest address for every sample, and of two equally near the first."""
+    from decoupage_bv.blocks import _nearest_on_outline
+
+    rng = np.random.default_rng(3)
+    block = shapely.box(0, 0, 3000, 2000)  # 2,500 samples every 4 m
+    xy = rng.uniform([5, 5], [2995, 1995], size=(900, 2))
+    ring, origin, nearest = _nearest_on_outline(block, xy)
+    assert len(ring) * len(xy) > 1_000_000
+    d = ((ring[:, None, :] - (xy - origin)[None, :, :]) ** 2).sum(axis=2)
+    assert (nearest == d.argmin(axis=1)).all()
+    # two addresses at the same distance from a sample: the first wins, with the tree as with the matrix
+    twins = np.vstack([xy, [[1500.0, 1.0], [1500.0, 1.0]], [[1496.0, 1.0]]])  # the others ≥ 5 m away
+    for pts in (twins, twins[-3:]):
+        ring, origin, nearest = _nearest_on_outline(block, pts)
+        at = np.flatnonzero((np.abs(ring + origin - [1500.0, 0.0]) < 1e-6).all(axis=1))
+        assert len(at) == 1 and nearest[at[0]] == len(pts) - 3
