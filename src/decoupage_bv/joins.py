@@ -361,11 +361,12 @@ def _take(pieces: dict, lab, strip, xy: np.ndarray, labels: np.ndarray, weights:
             own = labels == other
             own_xy, own_w = xy[own], weights[own]
             before = polygon_parts(g)
-            now = _detached(parts, own_xy, own_w, params)
+            counts = _part_counts(parts, own_xy, own_w)
+            now = _detached(parts, own_xy, own_w, params, counts)
             if now > _remembered(had, other, g, _detached, before, own_xy, own_w, params):
                 if allowance <= 0:
                     return _refused(blocked, other)
-                off = _cut_off(parts, before, own_xy, own_w, params)
+                off = _cut_off(parts, before, own_xy, own_w, params, counts)
                 spent += sum(w for _, w in off)
                 if not off or spent > allowance:
                     return _refused(blocked, other)
@@ -382,10 +383,12 @@ def _take(pieces: dict, lab, strip, xy: np.ndarray, labels: np.ndarray, weights:
     return out
 
 
-def _cut_off(parts: list, before: list, xy: np.ndarray, weights: np.ndarray, params: Params) -> list:
+def _cut_off(parts: list, before: list, xy: np.ndarray, weights: np.ndarray, params: Params,
+             counts: tuple | None = None) -> list:
     """``(part, addresses)`` of the *parts* of a BV (its points *xy*) that a strip cut off its main piece and
-    that are more than a stray (those already detached before, in *before*, are not counted)."""
-    count, points = _part_counts(parts, xy, weights)
+    that are more than a stray (those already detached before, in *before*, are not counted). *counts*:
+    :func:`_part_counts` of *parts*, when the caller has them."""
+    count, points = _part_counts(parts, xy, weights) if counts is None else counts
     main = _main_part(parts, count)
     was = before[_main_part(before, _own_counts(before, xy, weights))]
     return [(parts[i], float(count[i])) for i in range(len(parts)) if i != main
@@ -437,12 +440,13 @@ def _refused(blocked: set | None, lab) -> None:
     return None
 
 
-def _detached(parts: list, xy: np.ndarray, weights: np.ndarray, params: Params) -> int:
+def _detached(parts: list, xy: np.ndarray, weights: np.ndarray, params: Params, counts: tuple | None = None) -> int:
     """How many of a BV's *parts* (its points *xy*) are detached pieces that are more than a stray
-    (``stray_max_points``): a strip that cuts such a piece off the BV hands its addresses to another."""
+    (``stray_max_points``): a strip that cuts such a piece off the BV hands its addresses to another.
+    *counts*: :func:`_part_counts` of *parts*, when the caller has them."""
     if len(parts) < 2:
         return 0
-    count, points = _part_counts(parts, xy, weights)
+    count, points = _part_counts(parts, xy, weights) if counts is None else counts
     main = _main_part(parts, count)
     return sum(points[i] > params.stray_max_points for i in range(len(parts)) if i != main)
 
