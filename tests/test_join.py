@@ -329,8 +329,8 @@ def test_a_strip_does_not_cut_off_another_bvs_addresses(monkeypatch):
 
     detached = joins._detached
 
-    def before(parts, xy, weights, params):  # the rule of before: pieces of more than five addresses only
-        return detached(parts, xy, weights, replace(params, stray_max_points=params.fragment_max_points))
+    def before(parts, xy, weights, params, counts=None):  # the rule of before: pieces of more than five only
+        return detached(parts, xy, weights, replace(params, stray_max_points=params.fragment_max_points), counts)
 
     monkeypatch.setattr(joins, "_detached", before)
     assert bv_of_bichat() == {"0017"}
