@@ -49,15 +49,17 @@ def _own_counts(parts: list, xy: np.ndarray, weights: np.ndarray) -> np.ndarray:
 
 
 def _clearance(line, xy: np.ndarray, within: float = np.inf) -> float:
-    """Distance from *line* to the nearest point of *xy* (inf when there is none); for a polyline, points
-    farther than *within* may be left out (inf when none is nearer)."""
+    """Distance from *line* to the nearest point of *xy* (inf when there is none); points farther than
+    *within* may be left out (inf when none is nearer)."""
     if shapely.get_num_coordinates(line) > 2:
         x0, y0, x1, y1 = shapely.bounds(line)
         near = _in_box(xy, (x0 - within, y0 - within), (x1 + within, y1 + within))
         return float(shapely.distance(line, multipoint(near))) if len(near) else np.inf
+    a, b = shapely.get_coordinates(line)[[0, -1]]
+    if np.isfinite(within):
+        xy = _in_box(xy, np.minimum(a, b) - within, np.maximum(a, b) + within)
     if not len(xy):
         return np.inf
-    a, b = shapely.get_coordinates(line)[[0, -1]]
     return float(segment_distance(a[None], (b - a)[None], xy).min())
 
 
