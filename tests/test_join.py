@@ -5,6 +5,7 @@ from dataclasses import replace
 
 import geopandas as gpd
 import numpy as np
+import pytest
 import shapely
 
 from conftest import data, dev_roll
@@ -286,6 +287,19 @@ def test_a_piece_refused_is_tried_again_once_the_bvs_around_it_have_changed(monk
     once = parts()
     assert once["0010"] == 2 and now["0010"] == 1
     assert {k: v for k, v in once.items() if k != "0010"} == {k: v for k, v in now.items() if k != "0010"}
+
+
+def test_strip_width_is_the_same_with_far_addresses_left_out():
+    # a straight strip is as wide as its line's clearance, at most its widest: the addresses farther than
+    # that from the line are left out of the measure, which gives the same width
+    rng = np.random.default_rng(5)
+    xy = rng.uniform(0, 500, (2000, 2))
+    lines = shapely.linestrings(np.stack([rng.uniform(0, 500, (200, 2)), rng.uniform(0, 500, (200, 2))], axis=1))
+    for line in lines:
+        exact = float(shapely.distance(line, shapely.multipoints(xy)))
+        for widest in (4.0, 12.0, 40.0):
+            assert min(joins._clearance(line, xy, within=widest), widest) == pytest.approx(min(exact, widest))
+    assert joins._clearance(lines[0], xy[:0], within=12.0) == np.inf
 
 
 def test_segment_clearance_agrees_with_geos():
