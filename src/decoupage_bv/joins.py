@@ -368,7 +368,7 @@ def _take(pieces: dict, lab, strip, xy: np.ndarray, labels: np.ndarray, weights:
             if now > _remembered(had, other, g, _detached, before, own_xy, own_w, params):
                 if allowance <= 0:
                     return _refused(blocked, other)
-                off = _cut_off(parts, before, own_xy, own_w, params, counts)
+                off = _cut_off(parts, counts, before, own_xy, own_w, params)
                 spent += sum(w for _, w in off)
                 if not off or spent > allowance:
                     return _refused(blocked, other)
@@ -385,12 +385,11 @@ def _take(pieces: dict, lab, strip, xy: np.ndarray, labels: np.ndarray, weights:
     return out
 
 
-def _cut_off(parts: list, before: list, xy: np.ndarray, weights: np.ndarray, params: Params,
-             counts: tuple | None = None) -> list:
-    """``(part, addresses)`` of the *parts* of a BV (its points *xy*) that a strip cut off its main piece and
-    that are more than a stray (those already detached before, in *before*, are not counted). *counts*:
-    :func:`_part_counts` of *parts*, when the caller has them."""
-    count, points = _part_counts(parts, xy, weights) if counts is None else counts
+def _cut_off(parts: list, counts: tuple, before: list, xy: np.ndarray, weights: np.ndarray, params: Params) -> list:
+    """``(part, addresses)`` of the *parts* of a BV (*counts*: their :func:`_part_counts`) that a strip cut
+    off its main piece and that are more than a stray (those already detached before, in *before*, are not
+    counted; *xy*, *weights*: the BV's points)."""
+    count, points = counts
     main = _main_part(parts, count)
     was = before[_main_part(before, _own_counts(before, xy, weights))]
     return [(parts[i], float(count[i])) for i in range(len(parts)) if i != main
@@ -472,15 +471,14 @@ def clean_fragments(polygon, pieces: dict, xy: np.ndarray, labels: np.ndarray, w
     owner = np.array(owner, dtype=labels.dtype)
     area = shapely.area(parts)
     tree = STRtree(parts)
-    addr = np.zeros(len(parts))
+    addr, points = np.zeros(len(parts)), np.zeros(len(parts))
     movable = []
     for lab in pieces:
         idx = np.flatnonzero(owner == lab)
         if len(idx) < 2:
             continue
         own = labels == lab
-        addr[idx], counted = _part_counts(list(parts[idx]), xy[own], weights[own])
-        points = dict(zip(idx, counted))
+        addr[idx], points[idx] = _part_counts(list(parts[idx]), xy[own], weights[own])
         total = addr[idx].sum()
         main = idx[_main_part(list(parts[idx]), addr[idx])]
         for i in idx:
