@@ -432,3 +432,18 @@ def test_a_renamed_option_is_still_taken(tmp_path):
         assert res.exit_code == 0, res.output
         report = json.loads((tmp_path / f"o{option[-6:]}.report.json").read_text())
         assert report["parameters"]["fragment_max_points"] == 3 and "fragment_max_addresses" not in report["parameters"]
+
+
+def test_no_rejoin_is_recorded_in_the_report(tmp_path):
+    com = tmp_path / "c.geojson"
+    ONE.to_file(com)
+    pts = gpd.GeoSeries(gpd.points_from_xy([X0 + 300, X0 + 700], [Y0 + 300, Y0 + 700]), crs=2154).to_crs(4326)
+    roll = _write(tmp_path, "roll.csv", "id_brut_bv_reu,code_commune_ref,longitude,latitude\n" + "".join(
+        f"31001_{k},31001,{p.x:.6f},{p.y:.6f}\n" for k, p in enumerate(pts, 1)))
+    for flag, expected in (([], 2), (["--no-rejoin"], 0)):
+        out = tmp_path / f"o{len(flag)}.gpkg"
+        res = CliRunner().invoke(main, ["build", "--dept", "31", "--addresses", roll, "--communes", str(com),
+                                        *flag, "-o", str(out), "-q"])
+        assert res.exit_code == 0, res.output
+        report = json.loads((tmp_path / f"o{len(flag)}.report.json").read_text())
+        assert report["parameters"]["join_rejoin_strips"] == expected

@@ -389,30 +389,46 @@ def test_a_strip_may_cut_off_a_few_addresses_to_join_a_much_larger_piece():
     assert _parts(run(guided=False, join_cut_off_share=0.05)[1]) == 2
 
 
-def test_every_bv_whole_for_fewer_addresses_given_away_on_a_real_list():
-    # Val-de-Marne 2019 list, commune 94060 (8 BVs): by default one BV keeps a detached street; handing out
-    # every piece makes all whole, and letting the joins cut off smaller clusters instead keeps more of
-    # the list's rows in their own BV
+@functools.cache
+def _list_94060():
     cols = {"bv": "bureau", "commune_name": "ville", "lon": "longitude", "lat": "latitude",
             "geo_type": "result_type", "geo_score": "result_score", "citycode": "result_citycode",
             "address": "result_label"}
     roll = sources.read_roll(data("reu", "94_electoral_lists_2019_geocoded.csv.bz2"), columns=cols).rows
-    roll = roll[roll["citycode"] == "94060"]
-    com = gpd.read_file(data("communes", "94_communes_adminexpress2018.geojson"))
+    return roll[roll["citycode"] == "94060"], gpd.read_file(data("communes", "94_communes_adminexpress2018.geojson"))
+
+
+def _build_94060(**params):
+    """Val-de-Marne 2019 list, commune 94060 (8 BVs): the rows drawn in their own BV (positions), and the
+    BVs in pieces."""
+    roll, com = _list_94060()
     pts = gpd.GeoSeries(gpd.points_from_xy(roll["lon"].astype(float), roll["lat"].astype(float)), crs=4326)
+    g = build(roll, com, dept="94", params=Params(method="voronoi", jobs=1, **params)).polygons
+    g = g[g["code_bv"].notna()]
+    rows, bvs = shapely.STRtree(g.geometry.values).query(pts.to_crs(g.crs).values, predicate="within")
+    own = rows[g["code_bv"].to_numpy()[bvs] == roll["bv"].to_numpy()[rows]]
+    return set(own.tolist()), int((g.geometry.geom_type == "MultiPolygon").sum())
 
-    def build_94060(**params):
-        g = build(roll, com, dept="94", params=Params(method="voronoi", jobs=1, **params)).polygons
-        g = g[g["code_bv"].notna()]
-        rows, bvs = shapely.STRtree(g.geometry.values).query(pts.to_crs(g.crs).values, predicate="within")
-        own = int((g["code_bv"].to_numpy()[bvs] == roll["bv"].to_numpy()[rows]).sum())
-        return own, int((g.geometry.geom_type == "MultiPolygon").sum())
 
-    default, handed, cut = build_94060(), build_94060(leftover_max_share=1.0), build_94060(
-        leftover_max_share=1.0, join_cut_off_share=0.5)
+def test_every_bv_whole_for_fewer_addresses_given_away_on_a_real_list():
+    # without the rejoin (below), one BV of 94060 keeps a detached street; handing out every piece makes
+    # all whole, and letting the joins cut off smaller clusters instead keeps more of the list's rows in
+    # their own BV
+    default, handed, cut = (_build_94060(join_rejoin_strips=0, **p) for p in (
+        {}, {"leftover_max_share": 1.0}, {"leftover_max_share": 1.0, "join_cut_off_share": 0.5}))
     assert default[1] >= 1 and handed[1] == 0 and cut[1] == 0
-    assert handed[0] < cut[0] < default[0]
-    assert cut[0] - handed[0] > 50  # 2,667 → 2,772 of 2,867 rows when measured
+    assert len(handed[0]) < len(cut[0]) < len(default[0])
+    assert len(cut[0]) - len(handed[0]) > 50  # 2,667 → 2,772 of 2,867 rows when measured
+
+
+def test_a_join_may_cut_a_bv_whose_cut_off_piece_joins_it_back():
+    # 94060: BV 0002's second street lies in BV 0005's land; every strip to it cuts 0005, but the piece of
+    # 0005 it cuts off can be joined back to 0005 another way: both come out whole, and every row of the
+    # list stays in the same BV
+    rows, pieces = _build_94060()
+    rows_before, pieces_before = _build_94060(join_rejoin_strips=0)
+    assert pieces_before == 1 and pieces == 0
+    assert rows == rows_before and len(rows) > 2800
 
 
 def test_why_a_piece_stays_detached():

@@ -108,15 +108,22 @@ def tessellation_options(fn):
         click.option("--no-address-axes", "no_address_axes", is_flag=True,
                      help="Where no street lines are given, do not draw street axes from the address labels "
                           "(the odd and even sides of each street)."),
+        click.option("--no-rejoin", "no_rejoin", is_flag=True,
+                     help="Do not join a detached piece by a strip that cuts another BV, even where every piece "
+                          "it cuts off can be joined back to that BV (faster; more BVs in pieces)."),
         click.option("--jobs", "-j", type=click.IntRange(min=0), default=d.jobs, show_default=True,
                      help="Worker processes (0: one per CPU)."),
     ]
 
     @functools.wraps(fn)
-    def with_params(*args, geo_types, split_empty_blocks, method, no_guides, no_address_axes, jobs, **kwargs):
+    def with_params(*args, geo_types, split_empty_blocks, method, no_guides, no_address_axes, no_rejoin, jobs,
+                    **kwargs):
         given = {name: kwargs.pop(name) for name in PARAM_OPTIONS}
         params = Params(geo_types=tuple(t.strip() for t in geo_types.split(",") if t.strip()), method=method,
-                        guides=not no_guides, address_axes=not no_address_axes, jobs=jobs, **given)
+                        guides=not no_guides, address_axes=not no_address_axes,
+                        jobs=jobs, **given)
+        if no_rejoin:
+            params = replace(params, join_rejoin_strips=0)
         if split_empty_blocks:
             params = replace(params, empty_block_hull_margin=0.0, empty_block_hull_margin_small=0.0)
         return fn(*args, params=params, **kwargs)
@@ -151,7 +158,7 @@ class BuildCommand(SectionedCommand):
                          "commune_code_column", "commune_name_column", "geocode_columns", "geocoder_url"], "Inputs"),
         "outputs": "Outputs",
         **dict.fromkeys(["method", "streets", "osm_streets", "no_guides", "no_address_axes", "fragment_max_points",
-                         "join_max_gap", "join_cut_off_share",
+                         "join_max_gap", "join_cut_off_share", "no_rejoin",
                          "leftover_max_share", "straight_cut_depth", "straight_cut_depth_three",
                          "empty_region_voronoi_area",
                          "split_empty_blocks", "jobs"], "Method"),

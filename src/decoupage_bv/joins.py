@@ -76,7 +76,9 @@ def join_pieces(polygon, pieces: dict, xy: np.ndarray, labels: np.ndarray, weigh
     more pieces that are more than strays than it was in (a piece cut off goes to a neighbour,
     as in :func:`clean_fragments`, and its addresses with it). BVs are joined in turn; a piece refused that
     is more than a fragment (a fragment is handed out in any case) is tried again, up to *passes* times in
-    all, once a BV that refused its strips has changed: a later BV's join can open the way.
+    all, once a BV that refused its strips has changed: a later BV's join can open the way. A piece still
+    refused may then be joined by a strip that cuts another BV whose cut-off pieces can be joined back to it
+    (:func:`_rejoin`).
 
     *refusals*, when given, receives the pieces refused, ``{(BV, piece's WKB): ({each BV that refused a
     strip, the joined BV itself included: hash of its WKB then}, piece)}``, for :func:`detached_reasons`.
@@ -96,46 +98,51 @@ def join_pieces(polygon, pieces: dict, xy: np.ndarray, labels: np.ndarray, weigh
         if not joined_any:
             break
         changed = True
-    if not changed:
-        return pieces
-    # strips were cut from several pieces one overlay at a time: make their shared edges identical again,
-    # among the pieces they changed and those around them (the others' edges are as they were)
+    if changed:
+        pieces = _settled(polygon, before, pieces, xy, labels, weights, params)
+    if params.join_rejoin_strips:
+        settled, pieces, rejoined = pieces, dict(pieces), False
+        for lab in sorted(pieces):
+            rejoined |= _rejoin(polygon, pieces, lab, xy, labels, weights, params, refused)
+        if rejoined:
+            pieces = _settled(polygon, settled, pieces, xy, labels, weights, params)
+    return pieces
+
+
+def _settled(polygon, before: dict, pieces: dict, xy: np.ndarray, labels: np.ndarray, weights: np.ndarray,
+             params: Params) -> dict:
+    """*pieces* once strips were cut from several of them, one overlay at a time: their shared edges made
+    identical again, among the pieces changed since *before* and those around them (the others' edges are
+    as they were), and the strays and fragments left handed out (:func:`clean_fragments`)."""
     labs = sorted(pieces)
     geoms = np.array([pieces[lab] for lab in labs], dtype=object)
     moved = np.array([pieces[lab] is not before[lab] for lab in labs])
     near = np.zeros(len(labs), dtype=bool)
     near[STRtree(geoms).query(geoms[moved], predicate="dwithin", distance=1e-6)[1]] = True
     geoms[near] = [tidy(g) for g in shapely.coverage_clean(geoms[near])]
-    pieces = dict(zip(labs, geoms))
-    return clean_fragments(polygon, pieces, xy, labels, weights, params)
+    return clean_fragments(polygon, dict(zip(labs, geoms)), xy, labels, weights, params)
 
 
 def _join_bv(polygon, pieces: dict, lab, xy: np.ndarray, labels: np.ndarray, weights: np.ndarray,
-             params: Params, refused: dict, had: dict | None = None, fragments: bool = True) -> bool:
+             params: Params, refused: dict, had: dict | None = None, fragments: bool = True,
+             tried: set | None = None, stop: bool = False) -> bool:
     """Join the detached pieces of BV *lab* to its main piece where a strip can (:func:`join_pieces`),
     updating *pieces* in place; whether one was joined. *refused*: the pieces refused before, with the BVs
     that refused their strips (:func:`_take`; hashes of their WKB); one is not tried again while those stay
     as they were.
     Without *fragments*, only pieces that are more than fragments are tried (a fragment goes to a
-    neighbour anyway, and keeps the BV whole)."""
+    neighbour anyway, and keeps the BV whole). *tried*: the WKB of pieces not to try. With *stop*, it stops
+    at the first piece more than a stray that no strip joins."""
     own = labels == lab
     others = None  # the other BVs' addresses, once a piece needs joining
-    tried: set = set()
+    tried = set() if tried is None else tried
     joined_any = False
     while True:
-        parts = polygon_parts(pieces[lab])
-        if len(parts) < 2:
+        nearest = _nearest_piece(pieces[lab], xy[own], weights[own], params, tried, fragments)
+        if nearest is None:
             break
-        count, points = _part_counts(parts, xy[own], weights[own])
-        main = _main_part(parts, count)
-        gaps = sorted((shapely.distance(parts[i], parts[main]), i) for i in range(len(parts))
-                      if i != main and (fragments or not _is_fragment(points[i], count[i], count.sum(), params)))
-        todo = [(d, i) for d, i in gaps if d <= params.join_max_gap and parts[i].wkb not in tried]
-        if not todo:
-            break
-        i = todo[0][1]
+        parts, main, i, (count, points) = nearest
         key = (lab, parts[i].wkb)
-        tried.add(key[1])
         if key in refused and all(hash(pieces[b].wkb) == h for b, h in refused[key][0].items()):
             continue  # refused before, and none of the BVs that refused its strips has changed since
         others = xy[~own] if others is None else others
@@ -152,6 +159,75 @@ def _join_bv(polygon, pieces: dict, lab, xy: np.ndarray, labels: np.ndarray, wei
                 break
         else:
             refused[key] = ({b: hash(pieces[b].wkb) for b in blocked}, parts[i])
+            if stop and points[i] > params.stray_max_points:
+                break
+    return joined_any
+
+
+def _nearest_piece(geom, xy: np.ndarray, weights: np.ndarray, params: Params, tried: set, fragments: bool):
+    """The detached piece of a BV (*geom*, its points *xy*) to join next: ``(parts, main part, piece,
+    parts' counts)``, the piece nearest the main part within ``join_max_gap`` whose WKB is not in *tried*
+    (added to it), fragments too or not; ``None`` when there is none."""
+    parts = polygon_parts(geom)
+    if len(parts) < 2:
+        return None
+    count, points = _part_counts(parts, xy, weights)
+    main = _main_part(parts, count)
+    gaps = sorted((shapely.distance(parts[i], parts[main]), i) for i in range(len(parts))
+                  if i != main and (fragments or not _is_fragment(points[i], count[i], count.sum(), params)))
+    todo = [i for d, i in gaps if d <= params.join_max_gap and parts[i].wkb not in tried]
+    if not todo:
+        return None
+    tried.add(parts[todo[0]].wkb)
+    return parts, main, todo[0], (count, points)
+
+
+def _rejoin(polygon, pieces: dict, lab, xy: np.ndarray, labels: np.ndarray, weights: np.ndarray,
+            params: Params, refused: dict) -> bool:
+    """Join the detached pieces of BV *lab* that no strip could join without cutting another BV, by a strip
+    that cuts them, when each piece it cuts off those BVs can in turn be joined back to its own BV (its
+    strips cutting none); updates *pieces* in place; whether one was joined. Of each piece's strips
+    (:func:`_lines_to_main`), the first ``join_rejoin_strips`` that cut a BV are tried.
+
+    A street of one BV running through another's land, from the list, leaves one of the two in pieces
+    whichever way the land goes; when the other can go round (along its own limits, or through a third
+    BV), both come out whole and no address changes BV (README, Method, step 7).
+    """
+    own = labels == lab
+    tried: set = set()
+    joined_any = False
+    while True:
+        nearest = _nearest_piece(pieces[lab], xy[own], weights[own], params, tried, fragments=False)
+        if nearest is None:
+            break
+        parts, main, i, (count, points) = nearest
+        detached = _detached(parts, xy[own], weights[own], params, (count, points))
+        others, tries = xy[~own], 0
+        for line, widest in _lines_to_main(pieces, parts[i], parts[main], others, params):
+            strip = _strip(polygon, line, others, params, widest)
+            if strip is None:
+                continue
+            cut: list = []
+            out = _take(pieces, lab, strip, xy, labels, weights, params, cutting=cut)
+            if out is None or not cut:
+                continue  # refused for another reason, or a strip the joins took or refused already
+            if tries == params.join_rejoin_strips:
+                break
+            tries += 1
+            whole, notes = True, {}  # the pieces of the BVs cut that stay refused, should this strip be taken
+            for other, was in cut:
+                # the pieces it had before stay as they were: only those the strip cut off are tried
+                _join_bv(polygon, out, other, xy, labels, weights, params, notes, fragments=True,
+                         tried={p.wkb for p in polygon_parts(pieces[other])}, stop=True)
+                o = labels == other
+                if _detached(polygon_parts(out[other]), xy[o], weights[o], params) > was:
+                    whole = False
+                    break
+            if whole and _detached(polygon_parts(out[lab]), xy[own], weights[own], params) < detached:
+                pieces.update(out)
+                refused.update(notes)
+                joined_any = True
+                break
     return joined_any
 
 
@@ -341,14 +417,16 @@ def _strip(polygon, line, others: np.ndarray, params: Params, widest: float):
 
 
 def _take(pieces: dict, lab, strip, xy: np.ndarray, labels: np.ndarray, weights: np.ndarray, params: Params,
-          blocked: set | None = None, allowance: float = 0.0, had: dict | None = None):
+          blocked: set | None = None, allowance: float = 0.0, had: dict | None = None, cutting: list | None = None):
     """Give *strip* to *lab*, taking it from the BVs it covers; ``None`` when that would leave one of them in
     more pieces that are more than strays than it was in already (:func:`_detached`: a piece cut
     off is handed out by :func:`clean_fragments`, and its addresses with it), unless the pieces it cuts off
     hold, all together, at most *allowance* addresses (``join_cut_off_share`` of the joined piece's): those
     go at once to the neighbour sharing their longest border. *blocked*, when given, receives the BV that
     refused the strip (*lab* itself when the strip joins nothing). *had*, when given, keeps each BV's count
-    of detached pieces from one strip to the next while the BV stays as it was (:func:`_remembered`)."""
+    of detached pieces from one strip to the next while the BV stays as it was (:func:`_remembered`).
+    *cutting*, when given, receives instead ``(BV, its detached pieces before)`` for each BV the strip cuts
+    into more pieces, which keeps them (:func:`_rejoin`)."""
     out = dict(pieces)
     gained = [pieces[lab]]
     cut, spent = [], 0.0  # the pieces cut off other BVs, handed out once the strip is taken
@@ -365,7 +443,10 @@ def _take(pieces: dict, lab, strip, xy: np.ndarray, labels: np.ndarray, weights:
             before = polygon_parts(g)
             counts = _part_counts(parts, own_xy, own_w)
             now = _detached(parts, own_xy, own_w, params, counts)
-            if now > _remembered(had, other, g, _detached, before, own_xy, own_w, params):
+            was = _remembered(had, other, g, _detached, before, own_xy, own_w, params)
+            if now > was and cutting is not None:
+                cutting.append((other, was))
+            elif now > was:
                 if allowance <= 0:
                     return _refused(blocked, other)
                 off = _cut_off(parts, counts, before, own_xy, own_w, params)
