@@ -16,6 +16,7 @@
     python bench/bench.py cv_strips    # the core of a block of three BVs to its main pair only in blocks round enough
     python bench/bench.py cv_one_sided # axes for streets numbered on one side, where numbering follows the convention
     python bench/bench.py cv_points    # detached pieces handed out by their number of points, with and without guides
+    python bench/bench.py cv_rejoin    # joins that cut a BV whose cut-off pieces join it back: how many strips to try
     python bench/bench.py suburbs      # Val-de-Marne 2019 lists (no streets, real geocoding noise): left-out electors
     python bench/bench.py speed        # build time: ours against the peers' 20-line geopandas Voronoi
     python bench/bench.py paris        # build Paris 1er–10e from paris_dev/roll.csv: time, memory
@@ -679,6 +680,37 @@ def case_cv_points(method: str) -> list:
     return rows
 
 
+def case_cv_rejoin(method: str) -> list:
+    """Joins that cut another BV whose cut-off pieces can be joined back to it (Method, step 7): none (0),
+    the first 1, 2 (the default) or every (8) such strip of each piece, on the Val-de-Marne lists (with
+    guides and address axes) with the time of a whole one-process build of them, and both dev sets
+    (``voronoi`` and ``streets``); then every piece left handed out (``--leftover-max-share 1``), without and
+    with them."""
+    import geopandas as gpd
+
+    from decoupage_bv import Params, build, sources
+
+    cols = {"bv": "bureau", "commune_name": "ville", "lon": "longitude", "lat": "latitude",
+            "geo_type": "result_type", "geo_score": "result_score", "citycode": "result_citycode",
+            "address": "result_label"}
+    path = os.path.join(DATA, "reu", "94_electoral_lists_2019_geocoded.csv.bz2")
+    roll = sources.read_roll(path, columns=cols).rows
+    com = gpd.read_file(os.path.join(DATA, "communes", "94_communes_adminexpress2018.geojson"))
+    rows = []
+    for n in (0, 1, 2, 8):
+        t = time.perf_counter()
+        whole = build(roll, com, dept="94", params=Params(method="voronoi", jobs=1, join_rejoin_strips=n))
+        seconds = time.perf_counter() - t
+        row = case_suburbs("guides", join_rejoin_strips=n)[0]
+        row.update(whole_list_seconds=round(seconds, 2),
+                   whole_list_multipart=int((whole.polygons.geom_type == "MultiPolygon").sum()))
+        rows.append(row)
+        rows += [kfold(name, m, join_rejoin_strips=n) for name in DEV_SETS for m in ("voronoi", "streets")]
+    for n in (0, 2):  # every BV in one piece: the pieces left handed out, fewer with the rejoin
+        rows += case_suburbs("guides", join_rejoin_strips=n, leftover_max_share=1.0)
+    return rows
+
+
 def case_cv_extension(method: str) -> list:
     """How far a range is carried past its last known number inside its block, where street lines give the
     blocks (Method, step 4): 24 m (as without street lines), 48, 96, 160 m, along the street or along its
@@ -885,6 +917,7 @@ CASES = {"paris": case_paris, "dept31": case_dept31, "accuracy": case_accuracy, 
          "cv_extension": case_cv_extension, "cv_empty": case_cv_empty, "cv_straight": case_cv_straight,
          "cv_empty_pair": case_cv_empty_pair, "cv_depth": case_cv_depth, "cv_wood": case_cv_wood,
          "cv_strips": case_cv_strips, "cv_one_sided": case_cv_one_sided, "cv_points": case_cv_points,
+         "cv_rejoin": case_cv_rejoin,
          "arrondissements": case_arrondissements, "where": case_where,
          "speed": case_speed,
          "suburbs": case_suburbs, "france": case_france,

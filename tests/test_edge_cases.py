@@ -417,33 +417,28 @@ def test_settings_out_of_range_are_one_line_errors(tmp_path):
         assert not (tmp_path / "o.gpkg").exists()
 
 
+def _parameters_with(tmp_path, options: list) -> dict:
+    """The report's parameters of a CLI build of two addresses in ONE with *options*."""
+    com = tmp_path / "c.geojson"
+    ONE.to_file(com)
+    pts = gpd.GeoSeries(gpd.points_from_xy([X0 + 300, X0 + 700], [Y0 + 300, Y0 + 700]), crs=2154).to_crs(4326)
+    roll = _write(tmp_path, "roll.csv", "id_brut_bv_reu,code_commune_ref,longitude,latitude\n" + "".join(
+        f"31001_{k},31001,{p.x:.6f},{p.y:.6f}\n" for k, p in enumerate(pts, 1)))
+    out = tmp_path / f"o{abs(hash(tuple(options)))}.gpkg"
+    res = CliRunner().invoke(main, ["build", "--dept", "31", "--addresses", roll, "--communes", str(com),
+                                    *options, "-o", str(out), "-q"])
+    assert res.exit_code == 0, res.output
+    return json.loads(out.with_suffix(".report.json").read_text())["parameters"]
+
+
 def test_a_renamed_option_is_still_taken(tmp_path):
     # --fragment-max-addresses became --fragment-max-points when fragments were counted in points: both
     # set the same parameter, recorded in the report under its new name
-    com = tmp_path / "c.geojson"
-    ONE.to_file(com)
-    pts = gpd.GeoSeries(gpd.points_from_xy([X0 + 300, X0 + 700], [Y0 + 300, Y0 + 700]), crs=2154).to_crs(4326)
-    roll = _write(tmp_path, "roll.csv", "id_brut_bv_reu,code_commune_ref,longitude,latitude\n" + "".join(
-        f"31001_{k},31001,{p.x:.6f},{p.y:.6f}\n" for k, p in enumerate(pts, 1)))
     for option in ("--fragment-max-points", "--fragment-max-addresses"):
-        out = tmp_path / f"o{option[-6:]}.gpkg"
-        res = CliRunner().invoke(main, ["build", "--dept", "31", "--addresses", roll, "--communes", str(com),
-                                        option, "3", "-o", str(out), "-q"])
-        assert res.exit_code == 0, res.output
-        report = json.loads((tmp_path / f"o{option[-6:]}.report.json").read_text())
-        assert report["parameters"]["fragment_max_points"] == 3 and "fragment_max_addresses" not in report["parameters"]
+        parameters = _parameters_with(tmp_path, [option, "3"])
+        assert parameters["fragment_max_points"] == 3 and "fragment_max_addresses" not in parameters
 
 
 def test_no_rejoin_is_recorded_in_the_report(tmp_path):
-    com = tmp_path / "c.geojson"
-    ONE.to_file(com)
-    pts = gpd.GeoSeries(gpd.points_from_xy([X0 + 300, X0 + 700], [Y0 + 300, Y0 + 700]), crs=2154).to_crs(4326)
-    roll = _write(tmp_path, "roll.csv", "id_brut_bv_reu,code_commune_ref,longitude,latitude\n" + "".join(
-        f"31001_{k},31001,{p.x:.6f},{p.y:.6f}\n" for k, p in enumerate(pts, 1)))
-    for flag, expected in (([], 2), (["--no-rejoin"], 0)):
-        out = tmp_path / f"o{len(flag)}.gpkg"
-        res = CliRunner().invoke(main, ["build", "--dept", "31", "--addresses", roll, "--communes", str(com),
-                                        *flag, "-o", str(out), "-q"])
-        assert res.exit_code == 0, res.output
-        report = json.loads((tmp_path / f"o{len(flag)}.report.json").read_text())
-        assert report["parameters"]["join_rejoin_strips"] == expected
+    assert _parameters_with(tmp_path, [])["join_rejoin_strips"] == 2
+    assert _parameters_with(tmp_path, ["--no-rejoin"])["join_rejoin_strips"] == 0

@@ -125,14 +125,15 @@ def _settled(polygon, before: dict, pieces: dict, xy: np.ndarray, labels: np.nda
 
 def _join_bv(polygon, pieces: dict, lab, xy: np.ndarray, labels: np.ndarray, weights: np.ndarray,
              params: Params, refused: dict, had: dict | None = None, fragments: bool = True,
-             tried: set | None = None, stop: bool = False) -> bool:
+             tried: set | None = None, back: bool = False) -> bool:
     """Join the detached pieces of BV *lab* to its main piece where a strip can (:func:`join_pieces`),
     updating *pieces* in place; whether one was joined. *refused*: the pieces refused before, with the BVs
     that refused their strips (:func:`_take`; hashes of their WKB); one is not tried again while those stay
     as they were.
     Without *fragments*, only pieces that are more than fragments are tried (a fragment goes to a
-    neighbour anyway, and keeps the BV whole). *tried*: the WKB of pieces not to try. With *stop*, it stops
-    at the first piece more than a stray that no strip joins."""
+    neighbour anyway, and keeps the BV whole). *tried*: the WKB of pieces not to try. With *back* (pieces
+    another BV's strip cut off, :func:`_rejoin`), it stops at the first piece more than a stray that no strip
+    joins, and tries the shortest straight line only before the limits: the others cross that strip too."""
     own = labels == lab
     others = None  # the other BVs' addresses, once a piece needs joining
     tried = set() if tried is None else tried
@@ -147,7 +148,7 @@ def _join_bv(polygon, pieces: dict, lab, xy: np.ndarray, labels: np.ndarray, wei
             continue  # refused before, and none of the BVs that refused its strips has changed since
         others = xy[~own] if others is None else others
         blocked = {lab}
-        for line, widest in _lines_to_main(pieces, parts[i], parts[main], others, params):
+        for line, widest in _lines_to_main(pieces, parts[i], parts[main], others, params, 1 if back else 6):
             strip = _strip(polygon, line, others, params, widest)
             if strip is None:
                 continue
@@ -159,7 +160,7 @@ def _join_bv(polygon, pieces: dict, lab, xy: np.ndarray, labels: np.ndarray, wei
                 break
         else:
             refused[key] = ({b: hash(pieces[b].wkb) for b in blocked}, parts[i])
-            if stop and points[i] > params.stray_max_points:
+            if back and points[i] > params.stray_max_points:
                 break
     return joined_any
 
@@ -218,7 +219,7 @@ def _rejoin(polygon, pieces: dict, lab, xy: np.ndarray, labels: np.ndarray, weig
             for other, was in cut:
                 # the pieces it had before stay as they were: only those the strip cut off are tried
                 _join_bv(polygon, out, other, xy, labels, weights, params, notes, fragments=True,
-                         tried={p.wkb for p in polygon_parts(pieces[other])}, stop=True)
+                         tried={p.wkb for p in polygon_parts(pieces[other])}, back=True)
                 o = labels == other
                 if _detached(polygon_parts(out[other]), xy[o], weights[o], params) > was:
                     whole = False
@@ -297,11 +298,11 @@ def _bridges(part, main, max_gap: float, tries: int = 6, step: float = 10.0) -> 
     return lines
 
 
-def _lines_to_main(pieces: dict, part, main, others: np.ndarray, params: Params):
-    """``(line, widest strip)``: the straight lines of :func:`_bridges`, then, once they are all refused, the
-    shortest way along the limits between BVs (:func:`_limit_path`), as wide as it can be, then at the
+def _lines_to_main(pieces: dict, part, main, others: np.ndarray, params: Params, straight: int = 6):
+    """``(line, widest strip)``: the *straight* lines of :func:`_bridges`, then, once they are all refused,
+    the shortest way along the limits between BVs (:func:`_limit_path`), as wide as it can be, then at the
     narrowest (a wide strip along a limit can still cut a thin BV beside it)."""
-    for line in _bridges(part, main, params.join_max_gap):
+    for line in _bridges(part, main, params.join_max_gap, straight):
         yield line, params.join_max_width
     path = _limit_path(pieces, part, main, others, params)
     if path is not None:
