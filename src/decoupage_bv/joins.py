@@ -281,6 +281,8 @@ def _bridges(part, main, max_gap: float, tries: int = 6, step: float = 10.0) -> 
     """Lines that could join *part* to *main*: the shortest, then from other points of *part*'s outline
     (at least *step* apart), shortest first, up to *max_gap* long."""
     lines = [shapely.shortest_line(part, main)]
+    if tries <= 1:
+        return lines
     ring = shapely.get_coordinates(shapely.segmentize(shapely.get_exterior_ring(part), step))
     pts = shapely.points(ring)
     # *main* within *max_gap* of *part*'s box: the same distances up to *max_gap*, farther ones stay farther
