@@ -298,8 +298,9 @@ def test_strip_width_is_the_same_with_far_addresses_left_out():
     for line in lines:
         exact = float(shapely.distance(line, shapely.multipoints(xy)))
         for widest in (4.0, 12.0, 40.0):
-            assert min(joins._clearance(line, xy, within=widest), widest) == pytest.approx(min(exact, widest))
-    assert joins._clearance(lines[0], xy[:0], within=12.0) == np.inf
+            assert min(joins._clearance(line, joins._ByX(xy), within=widest), widest) == pytest.approx(
+                min(exact, widest))
+    assert joins._clearance(lines[0], joins._ByX(xy[:0]), within=12.0) == np.inf
 
 
 def test_segment_clearance_agrees_with_geos():

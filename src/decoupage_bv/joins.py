@@ -48,16 +48,29 @@ def _own_counts(parts: list, xy: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return _part_counts(parts, xy, weights)[0]
 
 
-def _clearance(line, xy: np.ndarray, within: float = np.inf) -> float:
-    """Distance from *line* to the nearest point of *xy* (inf when there is none); points farther than
+class _ByX:
+    """Points sorted by x, so that those in a rectangle are found by bisection: the other BVs' addresses,
+    looked up for every strip and every way along the limits."""
+
+    def __init__(self, xy: np.ndarray):
+        self.xy = xy[np.argsort(xy[:, 0], kind="stable")]
+        self.x = np.ascontiguousarray(self.xy[:, 0])
+
+    def in_box(self, lo, hi) -> np.ndarray:
+        """The points inside the rectangle from *lo* to *hi* (edges included)."""
+        sub = self.xy[np.searchsorted(self.x, lo[0], "left"):np.searchsorted(self.x, hi[0], "right")]
+        return sub[(sub[:, 1] >= lo[1]) & (sub[:, 1] <= hi[1])]
+
+
+def _clearance(line, points: _ByX, within: float = np.inf) -> float:
+    """Distance from *line* to the nearest of *points* (inf when there is none); points farther than
     *within* may be left out (inf when none is nearer)."""
     if shapely.get_num_coordinates(line) > 2:
         x0, y0, x1, y1 = shapely.bounds(line)
-        near = _in_box(xy, (x0 - within, y0 - within), (x1 + within, y1 + within))
+        near = points.in_box((x0 - within, y0 - within), (x1 + within, y1 + within))
         return float(shapely.distance(line, multipoint(near))) if len(near) else np.inf
     a, b = shapely.get_coordinates(line)[[0, -1]]
-    if np.isfinite(within):
-        xy = _in_box(xy, np.minimum(a, b) - within, np.maximum(a, b) + within)
+    xy = points.in_box(np.minimum(a, b) - within, np.maximum(a, b) + within) if np.isfinite(within) else points.xy
     if not len(xy):
         return np.inf
     return float(segment_distance(a[None], (b - a)[None], xy).min())
@@ -146,7 +159,7 @@ def _join_bv(polygon, pieces: dict, lab, xy: np.ndarray, labels: np.ndarray, wei
         key = (lab, parts[i].wkb)
         if key in refused and all(hash(pieces[b].wkb) == h for b, h in refused[key][0].items()):
             continue  # refused before, and none of the BVs that refused its strips has changed since
-        others = xy[~own] if others is None else others
+        others = _ByX(xy[~own]) if others is None else others
         blocked = {lab}
         for line, widest in _lines_to_main(pieces, parts[i], parts[main], others, params, 1 if back else 6):
             strip = _strip(polygon, line, others, params, widest)
@@ -203,7 +216,7 @@ def _rejoin(polygon, pieces: dict, lab, xy: np.ndarray, labels: np.ndarray, weig
             break
         parts, main, i, (count, points) = nearest
         detached = _detached(parts, xy[own], weights[own], params, (count, points))
-        others, tries = xy[~own], 0
+        others, tries = _ByX(xy[~own]), 0
         for line, widest in _lines_to_main(pieces, parts[i], parts[main], others, params):
             strip = _strip(polygon, line, others, params, widest)
             if strip is None:
@@ -300,7 +313,7 @@ def _bridges(part, main, max_gap: float, tries: int = 6, step: float = 10.0) -> 
     return lines
 
 
-def _lines_to_main(pieces: dict, part, main, others: np.ndarray, params: Params, straight: int = 6):
+def _lines_to_main(pieces: dict, part, main, others: _ByX, params: Params, straight: int = 6):
     """``(line, widest strip)``: the *straight* lines of :func:`_bridges`, then, once they are all refused,
     the shortest way along the limits between BVs (:func:`_limit_path`), as wide as it can be, then at the
     narrowest (a wide strip along a limit can still cut a thin BV beside it)."""
@@ -312,7 +325,7 @@ def _lines_to_main(pieces: dict, part, main, others: np.ndarray, params: Params,
         yield path, params.join_min_width
 
 
-def _limit_path(pieces: dict, part, main, others: np.ndarray, params: Params):
+def _limit_path(pieces: dict, part, main, others: _ByX, params: Params):
     """The shortest way from *part* to *main* along the limits between pieces (and the outline), at most
     ``join_max_gap`` long and ``join_min_width`` clear of the points *others* (``None`` when there is none).
 
@@ -336,7 +349,7 @@ def _limit_path(pieces: dict, part, main, others: np.ndarray, params: Params):
     step = step[_box_distance(mid, box[0]) + _box_distance(mid, box[1]) - 2 * half <= reach]
     if len(step):  # drop the limits too close to another BV's address for a strip
         ends = np.r_[coords[step], coords[step + 1]]
-        near = _in_box(others, ends.min(axis=0) - params.join_min_width, ends.max(axis=0) + params.join_min_width)
+        near = others.in_box(ends.min(axis=0) - params.join_min_width, ends.max(axis=0) + params.join_min_width)
         if len(near):
             step = step[_segment_clearance(coords[step], coords[step + 1], near, params.join_min_width)]
     start, end = _nodes_of(part, keys), _nodes_of(main, keys)
@@ -397,11 +410,6 @@ def _nodes_of(geom, keys: np.ndarray) -> np.ndarray:
     return np.unique(i[keys[i] == k])
 
 
-def _in_box(xy: np.ndarray, lo, hi) -> np.ndarray:
-    """The points of *xy* inside the rectangle from *lo* to *hi* (edges included)."""
-    return xy[((xy >= lo) & (xy <= hi)).all(axis=1)]
-
-
 def _box_distance(xy: np.ndarray, box: np.ndarray) -> np.ndarray:
     """Distance from each point of *xy* to the rectangle *box* (``minx, miny, maxx, maxy``)."""
     dx = np.maximum(np.maximum(box[0] - xy[:, 0], xy[:, 0] - box[2]), 0)
@@ -409,7 +417,7 @@ def _box_distance(xy: np.ndarray, box: np.ndarray) -> np.ndarray:
     return np.hypot(dx, dy)
 
 
-def _strip(polygon, line, others: np.ndarray, params: Params, widest: float):
+def _strip(polygon, line, others: _ByX, params: Params, widest: float):
     """The strip of land along *line*, as wide as its clearance from the points *others*, at most *widest*;
     ``None`` when narrower than ``join_min_width``."""
     width = min(_clearance(line, others, within=widest), widest)
