@@ -447,6 +447,19 @@ def _doubled(roll: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
 _PLAIN_BY_COMMUNE: dict = {}
 
 
+def _val_de_marne():
+    """The Val-de-Marne 2019 lists (their columns named) and the outlines of their communes."""
+    import geopandas as gpd
+
+    from decoupage_bv import sources
+
+    cols = {"bv": "bureau", "commune_name": "ville", "lon": "longitude", "lat": "latitude",
+            "geo_type": "result_type", "geo_score": "result_score", "citycode": "result_citycode",
+            "address": "result_label"}
+    roll = sources.read_roll(os.path.join(DATA, "reu", "94_electoral_lists_2019_geocoded.csv.bz2"), columns=cols).rows
+    return roll, gpd.read_file(os.path.join(DATA, "communes", "94_communes_adminexpress2018.geojson"))
+
+
 def case_suburbs(method: str, **params) -> list:
     """Val-de-Marne 2019 lists (47 communes, real geocoding noise, no street lines, no official polygons):
     5 folds over addresses (every elector of an address in one fold), scored on the left-out electors whose
@@ -455,17 +468,10 @@ def case_suburbs(method: str, **params) -> list:
     score; ``worst_gap``: the lowest difference). The issue's suburban targets are per commune:
     ``communes_multipart_ok`` counts the communes with at most 2 % of their BVs in pieces (in a commune of
     fewer than 50 BVs, none), ``communes_both`` those that are also not below plain."""
-    import geopandas as gpd
-
-    from decoupage_bv import Params, build, sources
+    from decoupage_bv import Params, build
     from decoupage_bv.evaluate import address_accuracy
 
-    path = os.path.join(DATA, "reu", "94_electoral_lists_2019_geocoded.csv.bz2")
-    com = gpd.read_file(os.path.join(DATA, "communes", "94_communes_adminexpress2018.geojson"))
-    cols = {"bv": "bureau", "commune_name": "ville", "lon": "longitude", "lat": "latitude",
-            "geo_type": "result_type", "geo_score": "result_score", "citycode": "result_citycode",
-            "address": "result_label"}
-    roll = sources.read_roll(path, columns=cols).rows
+    roll, com = _val_de_marne()
     where = roll["lon"].fillna("") + "," + roll["lat"].fillna("")
     fold = pd.Series(np.random.default_rng(0).integers(0, 5, size=where.nunique()),
                      index=sorted(where.unique()))[where].to_numpy()
@@ -686,16 +692,9 @@ def case_cv_rejoin(method: str) -> list:
     guides and address axes) with the time of a whole one-process build of them, and both dev sets
     (``voronoi`` and ``streets``); then every piece left handed out (``--leftover-max-share 1``), without and
     with them."""
-    import geopandas as gpd
+    from decoupage_bv import Params, build
 
-    from decoupage_bv import Params, build, sources
-
-    cols = {"bv": "bureau", "commune_name": "ville", "lon": "longitude", "lat": "latitude",
-            "geo_type": "result_type", "geo_score": "result_score", "citycode": "result_citycode",
-            "address": "result_label"}
-    path = os.path.join(DATA, "reu", "94_electoral_lists_2019_geocoded.csv.bz2")
-    roll = sources.read_roll(path, columns=cols).rows
-    com = gpd.read_file(os.path.join(DATA, "communes", "94_communes_adminexpress2018.geojson"))
+    roll, com = _val_de_marne()
     rows = []
     for n in (0, 1, 2, 8):
         t = time.perf_counter()

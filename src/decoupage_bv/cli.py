@@ -121,9 +121,7 @@ def tessellation_options(fn):
         given = {name: kwargs.pop(name) for name in PARAM_OPTIONS}
         params = Params(geo_types=tuple(t.strip() for t in geo_types.split(",") if t.strip()), method=method,
                         guides=not no_guides, address_axes=not no_address_axes,
-                        jobs=jobs, **given)
-        if no_rejoin:
-            params = replace(params, join_rejoin_strips=0)
+                        join_rejoin_strips=0 if no_rejoin else d.join_rejoin_strips, jobs=jobs, **given)
         if split_empty_blocks:
             params = replace(params, empty_block_hull_margin=0.0, empty_block_hull_margin_small=0.0)
         return fn(*args, params=params, **kwargs)

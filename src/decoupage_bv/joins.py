@@ -18,6 +18,9 @@ from ._geometry import multipoint, polygon_parts, segment_distance, tidy
 from ._grid import box_pairs
 from .settings import Params
 
+#: Straight lines tried to join a piece to its main piece before the way along the limits (:func:`_bridges`).
+STRAIGHT_TRIES = 6
+
 
 def _main_part(parts: list, count: np.ndarray) -> int:
     """The piece a BV keeps: the one with most of its addresses, then the largest."""
@@ -161,7 +164,8 @@ def _join_bv(polygon, pieces: dict, lab, xy: np.ndarray, labels: np.ndarray, wei
             continue  # refused before, and none of the BVs that refused its strips has changed since
         others = _ByX(xy[~own]) if others is None else others
         blocked = {lab}
-        for line, widest in _lines_to_main(pieces, parts[i], parts[main], others, params, 1 if back else 6):
+        straight = 1 if back else STRAIGHT_TRIES
+        for line, widest in _lines_to_main(pieces, parts[i], parts[main], others, params, straight):
             strip = _strip(polygon, line, others, params, widest)
             if strip is None:
                 continue
@@ -205,9 +209,11 @@ def _rejoin(polygon, pieces: dict, lab, xy: np.ndarray, labels: np.ndarray, weig
 
     A street of one BV running through another's land, from the list, leaves one of the two in pieces
     whichever way the land goes; when the other can go round (along its own limits, or through a third
-    BV), both come out whole and no address changes BV (README, Method, step 7).
+    BV), both come out whole, and no address changes BV but the strays a strip may cut off, as in any join
+    (README, Method, step 7).
     """
     own = labels == lab
+    others = None  # the other BVs' addresses, once a piece needs joining
     tried: set = set()
     joined_any = False
     while True:
@@ -216,7 +222,7 @@ def _rejoin(polygon, pieces: dict, lab, xy: np.ndarray, labels: np.ndarray, weig
             break
         parts, main, i, (count, points) = nearest
         detached = _detached(parts, xy[own], weights[own], params, (count, points))
-        others, tries = _ByX(xy[~own]), 0
+        others, tries = _ByX(xy[~own]) if others is None else others, 0
         for line, widest in _lines_to_main(pieces, parts[i], parts[main], others, params):
             strip = _strip(polygon, line, others, params, widest)
             if strip is None:
@@ -225,8 +231,6 @@ def _rejoin(polygon, pieces: dict, lab, xy: np.ndarray, labels: np.ndarray, weig
             out = _take(pieces, lab, strip, xy, labels, weights, params, cutting=cut)
             if out is None or not cut:
                 continue  # refused for another reason, or a strip the joins took or refused already
-            if tries == params.join_rejoin_strips:
-                break
             tries += 1
             whole, notes = True, {}  # the pieces of the BVs cut that stay refused, should this strip be taken
             for other, was in cut:
@@ -242,6 +246,8 @@ def _rejoin(polygon, pieces: dict, lab, xy: np.ndarray, labels: np.ndarray, weig
                 refused.update(notes)
                 joined_any = True
                 break
+            if tries == params.join_rejoin_strips:
+                break  # as many strips that cut a BV tried as allowed: the next is not worth its overlays
     return joined_any
 
 
@@ -290,7 +296,7 @@ def detached_reasons(pieces: dict, xy: np.ndarray, labels: np.ndarray, weights: 
     return out
 
 
-def _bridges(part, main, max_gap: float, tries: int = 6, step: float = 10.0) -> list:
+def _bridges(part, main, max_gap: float, tries: int = STRAIGHT_TRIES, step: float = 10.0) -> list:
     """Lines that could join *part* to *main*: the shortest, then from other points of *part*'s outline
     (at least *step* apart), shortest first, up to *max_gap* long."""
     lines = [shapely.shortest_line(part, main)]
@@ -313,7 +319,7 @@ def _bridges(part, main, max_gap: float, tries: int = 6, step: float = 10.0) -> 
     return lines
 
 
-def _lines_to_main(pieces: dict, part, main, others: _ByX, params: Params, straight: int = 6):
+def _lines_to_main(pieces: dict, part, main, others: _ByX, params: Params, straight: int = STRAIGHT_TRIES):
     """``(line, widest strip)``: the *straight* lines of :func:`_bridges`, then, once they are all refused,
     the shortest way along the limits between BVs (:func:`_limit_path`), as wide as it can be, then at the
     narrowest (a wide strip along a limit can still cut a thin BV beside it)."""

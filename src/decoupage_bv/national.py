@@ -63,7 +63,8 @@ def split_roll(path: str, depts: list[str], folder: str, columns: dict | None = 
         chunk = chunk.rename(columns={v: k for k, v in found_cols.items()})[list(found_cols)]
         dept = sources.dept_of_rows(chunk["commune"])
         for d in sorted(set(dept) & wanted):
-            # Arrow writes the text ten times faster than pandas (every field quoted; the same values read back)
+            # Arrow writes the text several times faster than pandas (every field quoted; the same values read
+            # back)
             with open(os.path.join(where, f"{d}.csv"), "ab") as fh:
                 pacsv.write_csv(pa.Table.from_pandas(chunk[dept == d], preserve_index=False), fh,
                                 pacsv.WriteOptions(include_header=d not in found))
