@@ -315,7 +315,7 @@ def test_segment_clearance_agrees_with_geos():
     hit = shapely.STRtree(segs).query(shapely.points(xy), predicate="dwithin", distance=2.0)[1]
     expected = np.ones(len(p), dtype=bool)
     expected[hit] = False
-    assert np.array_equal(joins._segment_clearance(p, q, xy, 2.0), expected)
+    assert np.array_equal(joins._segment_clearance(p, q, joins._ByX(xy), 2.0), expected)
     assert not expected.all() and expected.any()
 
 

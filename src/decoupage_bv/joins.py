@@ -15,7 +15,6 @@ import shapely
 from shapely import STRtree
 
 from ._geometry import multipoint, polygon_parts, segment_distance, tidy
-from ._grid import box_pairs
 from .settings import Params
 
 #: Straight lines tried to join a piece to its main piece before the way along the limits (:func:`_bridges`).
@@ -55,14 +54,24 @@ class _ByX:
     """Points sorted by x, so that those in a rectangle are found by bisection: the other BVs' addresses,
     looked up for every strip and every way along the limits."""
 
-    def __init__(self, xy: np.ndarray):
-        self.xy = xy[np.argsort(xy[:, 0], kind="stable")]
+    def __init__(self, xy: np.ndarray, by_x: bool = False):  # *by_x*: *xy* sorted already
+        self.xy = xy if by_x else xy[np.argsort(xy[:, 0], kind="stable")]
         self.x = np.ascontiguousarray(self.xy[:, 0])
 
     def in_box(self, lo, hi) -> np.ndarray:
-        """The points inside the rectangle from *lo* to *hi* (edges included)."""
+        """The points inside the rectangle from *lo* to *hi* (edges included), by x."""
         sub = self.xy[np.searchsorted(self.x, lo[0], "left"):np.searchsorted(self.x, hi[0], "right")]
         return sub[(sub[:, 1] >= lo[1]) & (sub[:, 1] <= hi[1])]
+
+    def in_boxes(self, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(box, point's xy)`` for each point inside each rectangle from *lo* to *hi* (rows; edges
+        included): the points of each box's x range, by bisection, then its y range."""
+        a = np.searchsorted(self.x, lo[:, 0], "left")
+        n = np.searchsorted(self.x, hi[:, 0], "right") - a
+        box = np.repeat(np.arange(len(lo)), n)
+        xy = self.xy[np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n) + np.repeat(a, n)]
+        inside = (xy[:, 1] >= lo[box, 1]) & (xy[:, 1] <= hi[box, 1])
+        return box[inside], xy[inside]
 
 
 def _clearance(line, points: _ByX, within: float = np.inf) -> float:
@@ -307,16 +316,19 @@ def _bridges(part, main, max_gap: float, tries: int = STRAIGHT_TRIES, step: floa
     # *main* within *max_gap* of *part*'s box: the same distances up to *max_gap*, farther ones stay farther
     x0, y0, x1, y1 = shapely.bounds(part)
     near = _clipped(main, (x0 - max_gap, y0 - max_gap, x1 + max_gap, y1 + max_gap))
-    d = np.full(len(pts), np.inf) if near.is_empty else shapely.distance(pts, near)
-    chosen = [shapely.get_coordinates(lines[0])[0]]
-    for k in np.lexsort((ring[:, 1], ring[:, 0], d)):
-        if len(lines) >= tries or d[k] > max_gap:
-            break
-        if min(np.hypot(*(ring[k] - c)) for c in chosen) < step:
-            continue
-        chosen.append(ring[k])
-        lines.append(shapely.shortest_line(pts[k], main))
-    return lines
+    # *part*'s outline lies outside *main*: its distance to *main* is its distance to the outline, without
+    # a point-in-polygon test
+    d = np.full(len(pts), np.inf) if near.is_empty else shapely.distance(pts, shapely.boundary(near))
+    order = np.lexsort((ring[:, 1], ring[:, 0], d))
+    free = np.ones(len(ring), dtype=bool)  # not within *step* of a point already chosen
+    c = shapely.get_coordinates(lines[0])[0]
+    while True:
+        free &= np.hypot(ring[:, 0] - c[0], ring[:, 1] - c[1]) >= step
+        left = order[free[order]]
+        if len(lines) >= tries or not len(left) or d[left[0]] > max_gap:
+            return lines
+        c = ring[left[0]]
+        lines.append(shapely.shortest_line(pts[left[0]], main))
 
 
 def _lines_to_main(pieces: dict, part, main, others: _ByX, params: Params, straight: int = STRAIGHT_TRIES):
@@ -346,26 +358,30 @@ def _limit_path(pieces: dict, part, main, others: _ByX, params: Params):
     geoms = geoms[shapely.intersects(geoms, shapely.box(x0, y0, x1, y1))]
     # the pieces tile the commune with identical shared edges: their outlines are already noded
     coords, index = shapely.get_coordinates(shapely.boundary(geoms), return_index=True)
-    keys, node = np.unique(_coord_keys(coords), return_inverse=True)
-    step = np.flatnonzero(index[1:] == index[:-1])  # segments: consecutive vertices of one outline
-    a, b = np.minimum(node[step], node[step + 1]), np.maximum(node[step], node[step + 1])
-    step = step[np.sort(np.unique(a * len(keys) + b, return_index=True)[1])]  # a shared edge once
-    # a way at most *reach* long has every point q with d(q, part) + d(q, main) <= reach (boxes: a bound)
-    mid, half = (coords[step] + coords[step + 1]) / 2, np.hypot(*(coords[step + 1] - coords[step]).T) / 2
-    step = step[_box_distance(mid, box[0]) + _box_distance(mid, box[1]) - 2 * half <= reach]
+    # segments: consecutive vertices of one outline; a way at most *reach* long has every point q with
+    # d(q, part) + d(q, main) <= reach (boxes: a bound), in columns (10 k segments, a few ms in rows)
+    x, y = np.ascontiguousarray(coords[:, 0]), np.ascontiguousarray(coords[:, 1])
+    mx, my, half = (x[:-1] + x[1:]) / 2, (y[:-1] + y[1:]) / 2, np.hypot(x[1:] - x[:-1], y[1:] - y[:-1]) / 2
+    step = np.flatnonzero((index[1:] == index[:-1]) & (
+        _box_distance(mx, my, box[0]) + _box_distance(mx, my, box[1]) - 2 * half <= reach))
+    keys, node = np.unique(_coord_keys(np.r_[coords[step], coords[step + 1]]), return_inverse=True)
+    tail, head = node[:len(step)], node[len(step):]
+    a, b = np.minimum(tail, head), np.maximum(tail, head)
+    once = np.sort(np.unique(a * len(keys) + b, return_index=True)[1])  # a shared edge once
+    step, tail, head = step[once], tail[once], head[once]
     if len(step):  # drop the limits too close to another BV's address for a strip
         ends = np.r_[coords[step], coords[step + 1]]
         near = others.in_box(ends.min(axis=0) - params.join_min_width, ends.max(axis=0) + params.join_min_width)
-        if len(near):
-            step = step[_segment_clearance(coords[step], coords[step + 1], near, params.join_min_width)]
+        clear = _segment_clearance(coords[step], coords[step + 1], _ByX(near, by_x=True), params.join_min_width)
+        step, tail, head = step[clear], tail[clear], head[clear]
     start, end = _nodes_of(part, keys), _nodes_of(main, keys)
-    if not len(step) or not len(start) or not len(end):
-        return None
+    # (a vertex of both is in *keys*: the outlines' segments from it are within reach)
+    if not len(step) or not len(start) or not len(end) or len(np.intersect1d(start, end)):
+        return None  # no way, or the pieces touch
     # Dijkstra from every node of *part*'s outline to the first node of *main*'s (a few thousand edges)
     length = np.hypot(*(coords[step + 1] - coords[step]).T)
     # each node's neighbours in the order of its edges (as lists appended edge by edge would hold them),
     # in flat arrays: a Python graph of a few thousand edges cost more than the search
-    tail, head = node[step], node[step + 1]
     src, dst = np.c_[tail, head].ravel(), np.c_[head, tail].ravel()
     order = np.argsort(src, kind="stable")
     first = np.searchsorted(src[order], np.arange(len(keys) + 1)).tolist()
@@ -379,8 +395,6 @@ def _limit_path(pieces: dict, part, main, others: _ByX, params: Params):
         if d > dist[u]:
             continue
         if u in goal:
-            if d == 0:
-                return None  # the pieces touch
             path = [u]
             while path[-1] in prev:
                 path.append(prev[path[-1]])
@@ -394,13 +408,12 @@ def _limit_path(pieces: dict, part, main, others: _ByX, params: Params):
     return None
 
 
-def _segment_clearance(p: np.ndarray, q: np.ndarray, xy: np.ndarray, width: float) -> np.ndarray:
-    """Whether each segment *p*–*q* is farther than *width* from every point of *xy*: a grid join of the
-    segments' boxes with the points, then the exact distance of each pair (no geometry objects)."""
-    lo, hi = np.minimum(p, q) - width, np.maximum(p, q) + width
-    seg, pt = box_pairs(np.c_[lo, hi], xy)
+def _segment_clearance(p: np.ndarray, q: np.ndarray, points: _ByX, width: float) -> np.ndarray:
+    """Whether each segment *p*–*q* is farther than *width* from every one of *points*: the points in each
+    segment's box, then the exact distance of each pair (no geometry objects)."""
+    seg, xy = points.in_boxes(np.minimum(p, q) - width, np.maximum(p, q) + width)
     clear = np.ones(len(p), dtype=bool)
-    clear[seg[segment_distance(p[seg], q[seg] - p[seg], xy[pt]) <= width]] = False
+    clear[seg[segment_distance(p[seg], q[seg] - p[seg], xy) <= width]] = False
     return clear
 
 
@@ -416,10 +429,10 @@ def _nodes_of(geom, keys: np.ndarray) -> np.ndarray:
     return np.unique(i[keys[i] == k])
 
 
-def _box_distance(xy: np.ndarray, box: np.ndarray) -> np.ndarray:
-    """Distance from each point of *xy* to the rectangle *box* (``minx, miny, maxx, maxy``)."""
-    dx = np.maximum(np.maximum(box[0] - xy[:, 0], xy[:, 0] - box[2]), 0)
-    dy = np.maximum(np.maximum(box[1] - xy[:, 1], xy[:, 1] - box[3]), 0)
+def _box_distance(x: np.ndarray, y: np.ndarray, box: np.ndarray) -> np.ndarray:
+    """Distance from each point (*x*, *y*) to the rectangle *box* (``minx, miny, maxx, maxy``)."""
+    dx = np.maximum(np.maximum(box[0] - x, x - box[2]), 0)
+    dy = np.maximum(np.maximum(box[1] - y, y - box[3]), 0)
     return np.hypot(dx, dy)
 
 
