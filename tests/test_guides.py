@@ -156,6 +156,33 @@ def test_bv_changes_at_the_cross_street_between_two_numbers():
     assert bv_at(Params(method="streets", jobs=1, guide_blocks=False), 40.0, 8.0) == [1]
 
 
+def test_a_range_passing_through_a_block_of_another_bv_keeps_its_facade():
+    # rue A along y = 0, cross streets along x = 30 and x = 90. On rue A's odd side, no. 1 (x = 10) and no. 9
+    # (x = 110) are BV 1; nos. 3 to 7, facing the middle block, are not in the roll (left out). That block's
+    # only addresses are BV 2's, on rue du Nord behind: without the rule it goes whole to BV 2, with it the
+    # range of BV 1 passing through keeps its facade
+    square = shapely.box(-50, -60, 150, 60)
+    lines = np.array([shapely.LineString([(-60, 0), (160, 0)]), shapely.LineString([(30, -70), (30, 70)]),
+                      shapely.LineString([(90, -70), (90, 70)])])
+    rows = [("u", 1, 10.0, 8.0, "1 Rue A"), ("u", 1, 110.0, 8.0, "9 Rue A"), ("u", 2, 50.0, 45.0, "2 Rue du Nord"),
+            ("u", 2, 70.0, 45.0, "4 Rue du Nord"), ("u", 1, 10.0, -8.0, "2 Rue A"), ("u", 1, 110.0, -8.0, "4 Rue A")]
+    xy = np.array([(r[2], r[3]) for r in rows])
+    labels = np.array([r[1] for r in rows])
+    g = _guides(rows)
+    gxy, glab = g[["x", "y"]].to_numpy(), g["bv"].to_numpy()
+    ends = (xy, labels, g["lo"].to_numpy(), g["hi"].to_numpy())
+
+    def bv_at(params, x, y):
+        out = tessellate_unit(square, xy, labels, np.ones(len(xy)), params, lines, gxy, glab, ends)
+        assert abs(sum(p.area for p in out.values()) - square.area) < 1e-6
+        return [lab for lab, p in out.items() if shapely.intersects_xy(p, x, y)]
+
+    on = Params(method="streets", jobs=1)
+    assert bv_at(on, 60.0, 8.0) == [1]  # the facade of nos. 3 to 7
+    assert bv_at(on, 60.0, 40.0) == [2]  # the back of the block, with rue du Nord
+    assert bv_at(Params(method="streets", jobs=1, guide_through_blocks=False), 60.0, 8.0) == [2]
+
+
 def test_a_range_is_carried_towards_the_corner_of_its_block():
     # rue A along y = 0, its odd side (BV 1) ending with no. 5 at x = 40; a cross street along x = 120 whose
     # west side (BV 2) starts at y = 20. The north-west block holds both BVs. Past no. 5, BV 1 still holds

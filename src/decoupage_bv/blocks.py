@@ -45,7 +45,8 @@ def _block_pairs(blocks: np.ndarray, xy: np.ndarray) -> tuple[np.ndarray, np.nda
     bi, pi = bi[inside], pi[inside]
     order = np.lexsort((bi, pi))
     pi, bi = pi[order], bi[order]
-    first = np.r_[True, pi[1:] != pi[:-1]]
+    first = np.ones(len(pi), dtype=bool)  # (none when no point is inside a block)
+    first[1:] = pi[1:] != pi[:-1]
     return pi[first], bi[first]
 
 
@@ -67,7 +68,7 @@ def _by_block(blocks: np.ndarray, xy: np.ndarray) -> list:
 
 
 def guides_by_block(blocks: np.ndarray, guide_xy: np.ndarray, guide_labels: np.ndarray, ends: tuple,
-                    across: float = np.inf, relabel: bool = True) -> tuple[np.ndarray, np.ndarray]:
+                    across: float = np.inf, relabel: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Guides relabelled where the two addresses they join lie in different blocks: official ranges change
     at a cross street far more often than midway along a block (on the real list, an address sharing its
     block with one only of its two same-side neighbours of different BVs is in that one's BV 98.7 % of the
@@ -77,11 +78,13 @@ def guides_by_block(blocks: np.ndarray, guide_xy: np.ndarray, guide_labels: np.n
 
     *ends*: ``(xy, bv, lo, hi)``, the addresses guides are laid from and, for each guide, the two it was laid
     between (:func:`guides.street_guides`); optionally a fifth item, the block of each address (``-1``
-    outside every block), when the caller has located them. Returns ``(guide_xy, guide_labels)``.
+    outside every block), when the caller has located them. Returns ``(guide_xy, guide_labels, through)``,
+    *through* true of the guides between two numbers of one BV in other blocks than their own (a range
+    passing through that block, see :func:`split_blocks`; with *relabel* only).
     """
     axy, abv, lo, hi = ends[:4]
     if not len(guide_xy) or len(blocks) < 2:
-        return guide_xy, guide_labels
+        return guide_xy, guide_labels, np.zeros(len(guide_xy), dtype=bool)
     single = lo == hi  # carried past the end of a range
     block = ends[4] if len(ends) > 4 else None
     if block is None:  # of each address (a few per guide pair: located once)
@@ -90,19 +93,21 @@ def guides_by_block(blocks: np.ndarray, guide_xy: np.ndarray, guide_labels: np.n
         block[used] = block_of(blocks, axy[used], -1)
     cross = np.flatnonzero((block[lo] != block[hi]) & ~single) if relabel else np.zeros(0, dtype=np.int64)
     labels = guide_labels.copy()
+    through = np.zeros(len(guide_xy), dtype=bool)
     if len(cross):
         # -2 outside every block: a guide there matches no address, not even one outside too
         own = block_of(blocks, guide_xy[cross], -2)
         at_lo, at_hi = own == block[lo[cross]], own == block[hi[cross]]
         labels[cross[at_lo]] = abv[lo[cross[at_lo]]]
         labels[cross[at_hi]] = abv[hi[cross[at_hi]]]
+        through[cross] = ~at_lo & ~at_hi & (own >= 0) & (abv[lo[cross]] == abv[hi[cross]])
     far = np.flatnonzero(single)
     far = far[np.hypot(*(guide_xy[far] - axy[lo[far]]).T) > across + 1e-6]
     if not len(far):
-        return guide_xy, labels
+        return guide_xy, labels, through
     keep = np.ones(len(guide_xy), dtype=bool)
     keep[far] = block_of(blocks, guide_xy[far], -2) == block[lo[far]]
-    return guide_xy[keep], labels[keep]
+    return guide_xy[keep], labels[keep], through[keep]
 
 
 def _fill_empty(blocks: np.ndarray, todo: list, geoms: list, owners: list, step: float,
@@ -502,11 +507,13 @@ def split_blocks(polygon, blocks: np.ndarray, xy: np.ndarray, labels: np.ndarray
                  empty_pair_share: float = Params.empty_block_pair_share,
                  cut_depth_three: float = Params.straight_cut_depth_three,
                  wood_area: float = Params.empty_region_voronoi_area,
-                 main_pair_roundness: float = Params.straight_cut_main_pair_min_roundness) -> dict:
+                 main_pair_roundness: float = Params.straight_cut_main_pair_min_roundness,
+                 guide_through: np.ndarray | None = None) -> dict:
     """Tile *polygon*, cut into *blocks*, among the labels of *xy*: ``{label: geometry}``.
 
     A block with addresses is split by the Voronoi cells of its own addresses and guides (whole to its BV
-    when it has one), with straight limits in its core beyond *cut_depth* from its outline where straight
+    when it has one, unless a range of another BV passes through it: guides flagged in *guide_through*,
+    :func:`guides_by_block`), with straight limits in its core beyond *cut_depth* from its outline where straight
     lines separate its BVs (:func:`_straight_cut`, with *chord* and *main_pair*, the latter in blocks at
     least *main_pair_roundness* round; beyond *cut_depth_three* in blocks of three BVs or more; blocks of
     street lines only: a commune that is one block has no street axes for an outline). A block without is
@@ -524,12 +531,16 @@ def split_blocks(polygon, blocks: np.ndarray, xy: np.ndarray, labels: np.ndarray
     if guide_xy is None or not len(guide_xy):
         guide_xy, guide_labels = np.zeros((0, 2)), np.zeros(0, dtype=labels.dtype)
     seeds_in = [np.arange(len(xy))] if len(blocks) == 1 else _by_block(blocks, xy)
+    passing = [set()] * len(blocks)  # the BVs whose ranges pass through each block
+    if guide_through is not None and guide_through.any() and len(blocks) > 1:
+        through = np.flatnonzero(guide_through)
+        passing = [set(guide_labels[through[g]].tolist()) for g in _by_block(blocks, guide_xy[through])]
     geoms, owners, todo, mixed_blocks = [], [], [], []
     for b, blk in enumerate(blocks):
         idx = seeds_in[b]
         if not len(idx):
             todo.append(b)
-        elif (labels[idx] == labels[idx[0]]).all():
+        elif (labels[idx] == labels[idx[0]]).all() and not passing[b] - {labels[idx[0]]}:
             geoms.append(blk)
             owners.append(labels[idx[0]])
         else:

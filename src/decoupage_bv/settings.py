@@ -133,6 +133,10 @@ class Params:
     #: blocks takes the BV of the number whose block it is in: the BV changes at the street between them
     #: (:func:`blocks.guides_by_block`; cross-validated, bench/) …
     guide_blocks: bool = True
+    #: A block whose addresses are all of one BV, which a range of another BV passes through (guides laid
+    #: between two of that BV's numbers in other blocks: the numbers between them face this block), is split
+    #: as a mixed block instead of going whole to the first BV (cross-validated, bench/).
+    guide_through_blocks: bool = True
     #: Where street lines cut the commune into blocks, a side's range is carried on this far past its first
     #: and last known number inside the block of that number (m), where its BV still holds the nearest
     #: address: on the real list, an address past the last known number of its side and in its block is in

@@ -51,16 +51,18 @@ def tessellate_unit(polygon, xy: np.ndarray, labels: np.ndarray, weights: np.nda
         blocks = enclosures(polygon, lines) if blocks is None else blocks
     else:
         blocks = np.array([polygon], dtype=object)
+    through = None
     if guide_ends is not None and guide_xy is not None:
-        guide_xy, guide_labels = guides_by_block(blocks, guide_xy, guide_labels, guide_ends,
-                                                 params.guide_extension_across, params.guide_blocks)
+        guide_xy, guide_labels, through = guides_by_block(blocks, guide_xy, guide_labels, guide_ends,
+                                                          params.guide_extension_across, params.guide_blocks)
     pieces = split_blocks(polygon, blocks, xy, labels, guide_xy, guide_labels,
                           empty_step=params.empty_block_step, cut_depth=params.straight_cut_depth,
                           hull_margins=hull_margins(params), chord=params.straight_cut_chord,
                           main_pair=params.straight_cut_main_pair, empty_pair_share=params.empty_block_pair_share,
                           cut_depth_three=params.straight_cut_depth_three,
                           wood_area=params.empty_region_voronoi_area,
-                          main_pair_roundness=params.straight_cut_main_pair_min_roundness)
+                          main_pair_roundness=params.straight_cut_main_pair_min_roundness,
+                          guide_through=through if params.guide_through_blocks else None)
     strays = replace(params, fragment_max_points=0, fragment_max_share=0.0)  # strays only (clean_fragments)
     if guide_xy is None or not len(guide_xy):
         params = replace(strays, leftover_max_share=0.0, join_cut_off_share=0.0,
