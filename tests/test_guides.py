@@ -181,6 +181,11 @@ def test_a_range_passing_through_a_block_of_another_bv_keeps_its_facade():
     assert bv_at(on, 60.0, 8.0) == [1]  # the facade of nos. 3 to 7
     assert bv_at(on, 60.0, 40.0) == [2]  # the back of the block, with rue du Nord
     assert bv_at(Params(method="streets", jobs=1, guide_through_blocks=False), 60.0, 8.0) == [2]
+    # the range takes the facade only, at most guide_through_depth from its guides: midway to rue du Nord by
+    # default (y = 26.5), 5 m past the guides (y = 13) when that is the depth
+    assert bv_at(on, 60.0, 20.0) == [1]
+    assert bv_at(Params(method="streets", jobs=1, guide_through_depth=5.0), 60.0, 20.0) == [2]
+    assert bv_at(Params(method="streets", jobs=1, guide_through_depth=5.0), 60.0, 8.0) == [1]
 
 
 def test_a_range_is_carried_towards_the_corner_of_its_block():

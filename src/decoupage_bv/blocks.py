@@ -508,12 +508,12 @@ def split_blocks(polygon, blocks: np.ndarray, xy: np.ndarray, labels: np.ndarray
                  cut_depth_three: float = Params.straight_cut_depth_three,
                  wood_area: float = Params.empty_region_voronoi_area,
                  main_pair_roundness: float = Params.straight_cut_main_pair_min_roundness,
-                 guide_through: np.ndarray | None = None) -> dict:
+                 guide_through: np.ndarray | None = None, through_depth: float = Params.guide_through_depth) -> dict:
     """Tile *polygon*, cut into *blocks*, among the labels of *xy*: ``{label: geometry}``.
 
     A block with addresses is split by the Voronoi cells of its own addresses and guides (whole to its BV
     when it has one, unless a range of another BV passes through it: guides flagged in *guide_through*,
-    :func:`guides_by_block`), with straight limits in its core beyond *cut_depth* from its outline where straight
+    :func:`guides_by_block`, whose BV then takes at most *through_depth* m from its guides), with straight limits in its core beyond *cut_depth* from its outline where straight
     lines separate its BVs (:func:`_straight_cut`, with *chord* and *main_pair*, the latter in blocks at
     least *main_pair_roundness* round; beyond *cut_depth_three* in blocks of three BVs or more; blocks of
     street lines only: a commune that is one block has no street axes for an outline). A block without is
@@ -536,6 +536,7 @@ def split_blocks(polygon, blocks: np.ndarray, xy: np.ndarray, labels: np.ndarray
         through = np.flatnonzero(guide_through)
         passing = [set(guide_labels[through[g]].tolist()) for g in _by_block(blocks, guide_xy[through])]
     geoms, owners, todo, mixed_blocks = [], [], [], []
+    passed = {}  # blocks of one BV's addresses that a range of another passes through: position → their BV
     for b, blk in enumerate(blocks):
         idx = seeds_in[b]
         if not len(idx):
@@ -544,6 +545,8 @@ def split_blocks(polygon, blocks: np.ndarray, xy: np.ndarray, labels: np.ndarray
             geoms.append(blk)
             owners.append(labels[idx[0]])
         else:
+            if (labels[idx] == labels[idx[0]]).all():
+                passed[len(mixed_blocks)] = labels[idx[0]]
             mixed_blocks.append(b)
     # guides matter in mixed blocks only (the whole commune when it is one block, with those a little outside)
     guides_in = [np.arange(len(guide_xy))] if len(blocks) == 1 else _by_block(blocks[mixed_blocks], guide_xy)
@@ -558,6 +561,8 @@ def split_blocks(polygon, blocks: np.ndarray, xy: np.ndarray, labels: np.ndarray
                                cut_depth_three, main_pair_roundness)
         for k, res in zip(cut, done):
             split[k] = res
+    for k, own in passed.items():
+        split[k] = _facades_only(split[k], own, guide_xy[guides_in[k]], guide_labels[guides_in[k]], through_depth)
     for res in split:
         for lab, g in res.items():
             geoms.append(g)
@@ -593,6 +598,24 @@ def split_blocks(polygon, blocks: np.ndarray, xy: np.ndarray, labels: np.ndarray
     out = {}
     for idx in groups_of(owners):
         out[owners[idx[0]]] = union_of_tiles(geoms[idx]) if len(idx) > 1 else geoms[idx[0]]
+    return out
+
+
+def _facades_only(regions: dict, own, guide_xy: np.ndarray, guide_labels: np.ndarray, depth: float) -> dict:
+    """*regions* of a block whose addresses are all of BV *own*, split because ranges of other BVs pass
+    through it: each of those keeps what lies within *depth* m of its guides (its facade), the rest goes
+    back to *own*."""
+    out, back = dict(regions), []
+    for lab, g in regions.items():
+        if lab == own:
+            continue
+        mine = guide_xy[guide_labels == lab]
+        zone = shapely.buffer(multipoint(mine), depth) if len(mine) else shapely.Polygon()
+        back.append(shapely.difference(g, zone))
+        out[lab] = shapely.intersection(g, zone)
+        if out[lab].is_empty:
+            del out[lab]
+    out[own] = shapely.union_all([regions.get(own, shapely.Polygon()), *back])
     return out
 
 

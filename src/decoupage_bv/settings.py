@@ -137,6 +137,9 @@ class Params:
     #: between two of that BV's numbers in other blocks: the numbers between them face this block), is split
     #: as a mixed block instead of going whole to the first BV (cross-validated, bench/).
     guide_through_blocks: bool = True
+    #: … the range's BV taking no more of that block than this far from its guides (m), the rest staying
+    #: with the block's BV: a range that clips a block's corner does not take its interior (bench/).
+    guide_through_depth: float = 20.0
     #: Where street lines cut the commune into blocks, a side's range is carried on this far past its first
     #: and last known number inside the block of that number (m), where its BV still holds the nearest
     #: address: on the real list, an address past the last known number of its side and in its block is in
