@@ -513,8 +513,8 @@ def split_blocks(polygon, blocks: np.ndarray, xy: np.ndarray, labels: np.ndarray
 
     A block with addresses is split by the Voronoi cells of its own addresses and guides (whole to its BV
     when it has one, unless a range of another BV passes through it: guides flagged in *guide_through*,
-    :func:`guides_by_block`, whose BV then takes at most *through_depth* m from its guides), with straight limits in its core beyond *cut_depth* from its outline where straight
-    lines separate its BVs (:func:`_straight_cut`, with *chord* and *main_pair*, the latter in blocks at
+    :func:`guides_by_block`, whose BV then takes at most *through_depth* m from its guides), with straight
+    limits in its core beyond *cut_depth* from its outline where straight lines separate its BVs (:func:`_straight_cut`, with *chord* and *main_pair*, the latter in blocks at
     least *main_pair_roundness* round; beyond *cut_depth_three* in blocks of three BVs or more; blocks of
     street lines only: a commune that is one block has no street axes for an outline). A block without is
     split among the pieces around it (between the two main ones, *empty_pair_share*), or given whole to the
@@ -531,7 +531,7 @@ def split_blocks(polygon, blocks: np.ndarray, xy: np.ndarray, labels: np.ndarray
     if guide_xy is None or not len(guide_xy):
         guide_xy, guide_labels = np.zeros((0, 2)), np.zeros(0, dtype=labels.dtype)
     seeds_in = [np.arange(len(xy))] if len(blocks) == 1 else _by_block(blocks, xy)
-    passing = [set()] * len(blocks)  # the BVs whose ranges pass through each block
+    passing = [set() for _ in blocks]  # the BVs whose ranges pass through each block
     if guide_through is not None and guide_through.any() and len(blocks) > 1:
         through = np.flatnonzero(guide_through)
         passing = [set(guide_labels[through[g]].tolist()) for g in _by_block(blocks, guide_xy[through])]
@@ -541,13 +541,15 @@ def split_blocks(polygon, blocks: np.ndarray, xy: np.ndarray, labels: np.ndarray
         idx = seeds_in[b]
         if not len(idx):
             todo.append(b)
-        elif (labels[idx] == labels[idx[0]]).all() and not passing[b] - {labels[idx[0]]}:
+            continue
+        one = (labels[idx] == labels[idx[0]]).all()
+        if one and not passing[b] - {labels[idx[0]]}:
             geoms.append(blk)
             owners.append(labels[idx[0]])
-        else:
-            if (labels[idx] == labels[idx[0]]).all():
-                passed[len(mixed_blocks)] = labels[idx[0]]
-            mixed_blocks.append(b)
+            continue
+        if one:
+            passed[len(mixed_blocks)] = labels[idx[0]]
+        mixed_blocks.append(b)
     # guides matter in mixed blocks only (the whole commune when it is one block, with those a little outside)
     guides_in = [np.arange(len(guide_xy))] if len(blocks) == 1 else _by_block(blocks[mixed_blocks], guide_xy)
     mixed = [(blocks[b], *dedupe(np.vstack([xy[seeds_in[b]], guide_xy[g]]),

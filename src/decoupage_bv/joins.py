@@ -368,18 +368,18 @@ def _limit_path(pieces: dict, part, main, others: _ByX, params: Params):
     tail, head = node[:len(step)], node[len(step):]
     a, b = np.minimum(tail, head), np.maximum(tail, head)
     once = np.sort(np.unique(a * len(keys) + b, return_index=True)[1])  # a shared edge once
-    step, tail, head = step[once], tail[once], head[once]
-    if len(step):  # drop the limits too close to another BV's address for a strip
-        ends = np.r_[coords[step], coords[step + 1]]
-        near = others.in_box(ends.min(axis=0) - params.join_min_width, ends.max(axis=0) + params.join_min_width)
-        clear = _segment_clearance(coords[step], coords[step + 1], _ByX(near, by_x=True), params.join_min_width)
-        step, tail, head = step[clear], tail[clear], head[clear]
+    p, q, tail, head = coords[step[once]], coords[step[once] + 1], tail[once], head[once]
+    if len(p):  # drop the limits too close to another BV's address for a strip
+        w = params.join_min_width
+        near = others.in_box(np.minimum(p, q).min(axis=0) - w, np.maximum(p, q).max(axis=0) + w)
+        clear = _segment_clearance(p, q, _ByX(near, by_x=True), w)
+        p, q, tail, head = p[clear], q[clear], tail[clear], head[clear]
     start, end = _nodes_of(part, keys), _nodes_of(main, keys)
     # (a vertex of both is in *keys*: the outlines' segments from it are within reach)
-    if not len(step) or not len(start) or not len(end) or len(np.intersect1d(start, end)):
+    if not len(p) or not len(start) or not len(end) or len(np.intersect1d(start, end)):
         return None  # no way, or the pieces touch
     # Dijkstra from every node of *part*'s outline to the first node of *main*'s (a few thousand edges)
-    length = np.hypot(*(coords[step + 1] - coords[step]).T)
+    length = np.hypot(*(q - p).T)
     # each node's neighbours in the order of its edges (as lists appended edge by edge would hold them),
     # in flat arrays: a Python graph of a few thousand edges cost more than the search
     src, dst = np.c_[tail, head].ravel(), np.c_[head, tail].ravel()

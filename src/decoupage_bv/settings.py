@@ -66,8 +66,8 @@ class Params:
     join_cut_off_share: float = 0.0
     #: A piece that no strip joins without cutting another BV is joined by one that does, when each piece
     #: it cuts off that BV can be joined back to it in turn: both come out whole, and no address changes BV
-    #: but the strays a strip may cut off (README, Method, step 7). Of each piece's strips, the first this many that cut a BV are tried (0 =
-    #: none; more join few more pieces for much more time, bench/).
+    #: but the strays a strip may cut off (README, Method, step 7). Of each piece's strips, the first this
+    #: many that cut a BV are tried (0 = none; more join few more pieces for much more time, bench/).
     join_rejoin_strips: int = 2
     #: A block without addresses is split among the pieces around it by the Voronoi cells of its outline,
     #: sampled every this many metres (2 to 16 m give the same scores on both dev sets, bench/).
