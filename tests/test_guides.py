@@ -156,16 +156,9 @@ def test_bv_changes_at_the_cross_street_between_two_numbers():
     assert bv_at(Params(method="streets", jobs=1, guide_blocks=False), 40.0, 8.0) == [1]
 
 
-def test_a_range_passing_through_a_block_of_another_bv_keeps_its_facade():
-    # rue A along y = 0, cross streets along x = 30 and x = 90. On rue A's odd side, no. 1 (x = 10) and no. 9
-    # (x = 110) are BV 1; nos. 3 to 7, facing the middle block, are not in the roll (left out). That block's
-    # only addresses are BV 2's, on rue du Nord behind: without the rule it goes whole to BV 2, with it the
-    # range of BV 1 passing through keeps its facade
-    square = shapely.box(-50, -60, 150, 60)
-    lines = np.array([shapely.LineString([(-60, 0), (160, 0)]), shapely.LineString([(30, -70), (30, 70)]),
-                      shapely.LineString([(90, -70), (90, 70)])])
-    rows = [("u", 1, 10.0, 8.0, "1 Rue A"), ("u", 1, 110.0, 8.0, "9 Rue A"), ("u", 2, 50.0, 45.0, "2 Rue du Nord"),
-            ("u", 2, 70.0, 45.0, "4 Rue du Nord"), ("u", 1, 10.0, -8.0, "2 Rue A"), ("u", 1, 110.0, -8.0, "4 Rue A")]
+def _bv_at(square, lines, rows):
+    """``bv_at(params, x, y)``: the BVs whose polygons hold (x, y) once *square* is tessellated among *rows*
+    with *lines* and their guides (checking that the polygons tile it)."""
     xy = np.array([(r[2], r[3]) for r in rows])
     labels = np.array([r[1] for r in rows])
     g = _guides(rows)
@@ -177,6 +170,21 @@ def test_a_range_passing_through_a_block_of_another_bv_keeps_its_facade():
         assert abs(sum(p.area for p in out.values()) - square.area) < 1e-6
         return [lab for lab, p in out.items() if shapely.intersects_xy(p, x, y)]
 
+    return bv_at
+
+
+def test_a_range_passing_through_a_block_of_another_bv_keeps_its_facade():
+    # rue A along y = 0, cross streets along x = 30 and x = 90. On rue A's odd side, no. 1 (x = 10) and no. 9
+    # (x = 110) are BV 1; nos. 3 to 7, facing the middle block, are not in the roll (left out). That block's
+    # only addresses are BV 2's, on rue du Nord behind: without the rule it goes whole to BV 2, with it the
+    # range of BV 1 passing through keeps its facade
+    square = shapely.box(-50, -60, 150, 60)
+    lines = np.array([shapely.LineString([(-60, 0), (160, 0)]), shapely.LineString([(30, -70), (30, 70)]),
+                      shapely.LineString([(90, -70), (90, 70)])])
+    rows = [("u", 1, 10.0, 8.0, "1 Rue A"), ("u", 1, 110.0, 8.0, "9 Rue A"), ("u", 2, 50.0, 45.0, "2 Rue du Nord"),
+            ("u", 2, 70.0, 45.0, "4 Rue du Nord"), ("u", 1, 10.0, -8.0, "2 Rue A"), ("u", 1, 110.0, -8.0, "4 Rue A")]
+    bv_at = _bv_at(square, lines, rows)
+
     on = Params(method="streets", jobs=1)
     assert bv_at(on, 60.0, 8.0) == [1]  # the facade of nos. 3 to 7
     assert bv_at(on, 60.0, 40.0) == [2]  # the back of the block, with rue du Nord
@@ -186,6 +194,31 @@ def test_a_range_passing_through_a_block_of_another_bv_keeps_its_facade():
     assert bv_at(on, 60.0, 20.0) == [1]
     assert bv_at(Params(method="streets", jobs=1, guide_through_depth=5.0), 60.0, 20.0) == [2]
     assert bv_at(Params(method="streets", jobs=1, guide_through_depth=5.0), 60.0, 8.0) == [1]
+
+
+def test_a_range_along_a_yard_of_other_bvs_keeps_its_facade_only():
+    # rue A along y = 0, cross streets along x = 0 and x = 200; north of rue A between them, a yard 240 m deep
+    # whose addresses are BV 2's (rue du Nord, along its far edge) and BV 3's (rue B, along its east edge).
+    # BV 1's nos. 1 and 9 of rue A lie in the blocks west and east of the yard; its nos. 3 to 7 face the yard
+    # and are not in the roll. Their range's Voronoi region would take the yard's south half; with the rule
+    # the range keeps its facade, and the block's own BVs share the rest.
+    square = shapely.box(-100, -60, 300, 250)
+    lines = np.array([shapely.LineString([(-110, 0), (310, 0)]), shapely.LineString([(0, -70), (0, 260)]),
+                      shapely.LineString([(200, -70), (200, 260)])])
+    rows = [("u", 1, -20.0, 8.0, "1 Rue A"), ("u", 1, 220.0, 8.0, "9 Rue A"), ("u", 1, -20.0, -8.0, "2 Rue A"),
+            ("u", 1, 220.0, -8.0, "4 Rue A"), ("u", 2, 60.0, 240.0, "2 Rue du Nord"),
+            ("u", 2, 100.0, 240.0, "4 Rue du Nord"), ("u", 2, 140.0, 240.0, "6 Rue du Nord"),
+            ("u", 3, 192.0, 120.0, "1 Rue B"), ("u", 3, 192.0, 160.0, "3 Rue B")]
+    bv_at = _bv_at(square, lines, rows)
+
+    on = Params(method="streets", jobs=1)
+    off = replace(on, guide_only_facades=False)
+    assert bv_at(on, 100.0, 10.0) == bv_at(off, 100.0, 10.0) == [1]  # the facade of nos. 3 to 7
+    assert bv_at(off, 100.0, 60.0) == [1]  # without the rule, the yard's south half
+    assert bv_at(on, 100.0, 60.0) != [1]  # with it, no more than guide_through_depth from the guides
+    assert bv_at(on, 100.0, 60.0) in ([2], [3])
+    assert bv_at(replace(on, guide_through_depth=5.0), 100.0, 20.0) != [1]
+    assert bv_at(on, 100.0, 20.0) == [1]
 
 
 def test_a_range_is_carried_towards_the_corner_of_its_block():

@@ -508,12 +508,14 @@ def split_blocks(polygon, blocks: np.ndarray, xy: np.ndarray, labels: np.ndarray
                  cut_depth_three: float = Params.straight_cut_depth_three,
                  wood_area: float = Params.empty_region_voronoi_area,
                  main_pair_roundness: float = Params.straight_cut_main_pair_min_roundness,
-                 guide_through: np.ndarray | None = None, through_depth: float = Params.guide_through_depth) -> dict:
+                 guide_through: np.ndarray | None = None, through_depth: float = Params.guide_through_depth,
+                 guide_only_facades: bool = Params.guide_only_facades) -> dict:
     """Tile *polygon*, cut into *blocks*, among the labels of *xy*: ``{label: geometry}``.
 
     A block with addresses is split by the Voronoi cells of its own addresses and guides (whole to its BV
     when it has one, unless a range of another BV passes through it: guides flagged in *guide_through*,
-    :func:`guides_by_block`, whose BV then takes at most *through_depth* m from its guides), with straight
+    :func:`guides_by_block`, whose BV then takes at most *through_depth* m from its guides; with
+    *guide_only_facades*, so does any BV there by its guides only, :func:`_guide_only_facades`), with straight
     limits in its core beyond *cut_depth* from its outline where straight lines separate its BVs (:func:`_straight_cut`, with *chord* and *main_pair*, the latter in blocks at
     least *main_pair_roundness* round; beyond *cut_depth_three* in blocks of three BVs or more; blocks of
     street lines only: a commune that is one block has no street axes for an outline). A block without is
@@ -536,7 +538,7 @@ def split_blocks(polygon, blocks: np.ndarray, xy: np.ndarray, labels: np.ndarray
         through = np.flatnonzero(guide_through)
         passing = [set(guide_labels[through[g]].tolist()) for g in _by_block(blocks, guide_xy[through])]
     geoms, owners, todo, mixed_blocks = [], [], [], []
-    passed = {}  # blocks of one BV's addresses that a range of another passes through: position → their BV
+    passed = set()  # blocks of one BV's addresses that a range of another passes through (positions)
     for b, blk in enumerate(blocks):
         idx = seeds_in[b]
         if not len(idx):
@@ -548,7 +550,7 @@ def split_blocks(polygon, blocks: np.ndarray, xy: np.ndarray, labels: np.ndarray
             owners.append(labels[idx[0]])
             continue
         if one:
-            passed[len(mixed_blocks)] = labels[idx[0]]
+            passed.add(len(mixed_blocks))
         mixed_blocks.append(b)
     # guides matter in mixed blocks only (the whole commune when it is one block, with those a little outside)
     guides_in = [np.arange(len(guide_xy))] if len(blocks) == 1 else _by_block(blocks[mixed_blocks], guide_xy)
@@ -556,6 +558,11 @@ def split_blocks(polygon, blocks: np.ndarray, xy: np.ndarray, labels: np.ndarray
                                   np.concatenate([labels[seeds_in[b]], guide_labels[g]])))
              for b, g in zip(mixed_blocks, guides_in)]
     split = voronoi_labels_many(mixed)
+    facades = {}  # mixed blocks where a BV is there by its guides only: position → those BVs' facades
+    if len(blocks) > 1:
+        todo_facades = range(len(mixed)) if guide_only_facades else sorted(passed)
+        split, facades = _guide_only_facades(mixed, split, todo_facades, [seeds_in[b] for b in mixed_blocks],
+                                             labels, guide_xy, guide_labels, guides_in, through_depth)
     if cut_depth > 0 and len(blocks) > 1:
         cut = [k for k, res in enumerate(split) if len(res) > 1]
         done = _straight_cuts([(blocks[mixed_blocks[k]], split[k], xy[seeds_in[mixed_blocks[k]]],
@@ -563,8 +570,8 @@ def split_blocks(polygon, blocks: np.ndarray, xy: np.ndarray, labels: np.ndarray
                                cut_depth_three, main_pair_roundness)
         for k, res in zip(cut, done):
             split[k] = res
-    for k, own in passed.items():
-        split[k] = _facades_only(split[k], own, guide_xy[guides_in[k]], guide_labels[guides_in[k]], through_depth)
+    for k, zones in facades.items():
+        split[k] = _carved(split[k], zones)
     for res in split:
         for lab, g in res.items():
             geoms.append(g)
@@ -603,21 +610,47 @@ def split_blocks(polygon, blocks: np.ndarray, xy: np.ndarray, labels: np.ndarray
     return out
 
 
-def _facades_only(regions: dict, own, guide_xy: np.ndarray, guide_labels: np.ndarray, depth: float) -> dict:
-    """*regions* of a block whose addresses are all of BV *own*, split because ranges of other BVs pass
-    through it: each of those keeps what lies within *depth* m of its guides (its facade), the rest goes
-    back to *own*."""
-    out, back = dict(regions), []
-    for lab, g in regions.items():
-        if lab == own:
+def _guide_only_facades(mixed: list, split: list, todo, seeds_in: list, labels: np.ndarray, guide_xy: np.ndarray,
+                        guide_labels: np.ndarray, guides_in: list, depth: float) -> tuple[list, dict]:
+    """*split* (the Voronoi regions of the *mixed* blocks; *seeds_in*, *guides_in*: their addresses and
+    guides) where a block of *todo* holds a BV by its guides only: that BV's region cut to within *depth* m
+    of its guides (its facade), and the block re-split among its own BVs (the Voronoi regions of their
+    addresses and guides; whole when it has one); ``(split, {position: {BV: facade}})``, the facades to carve
+    out of the new regions once their limits are straightened (:func:`_carved`).
+
+    A range whose numbers lie in other blocks faces this one: along a yard or through a block of another
+    BV, its Voronoi region would take the block's interior from the BVs whose addresses are there."""
+    zones, again = {}, []
+    for k in todo:
+        own = np.unique(labels[seeds_in[k]])
+        only = [lab for lab in split[k] if lab not in own]
+        if not only:
             continue
-        mine = guide_xy[guide_labels == lab]
-        zone = shapely.buffer(multipoint(mine), depth) if len(mine) else shapely.Polygon()
-        back.append(shapely.difference(g, zone))
-        out[lab] = shapely.intersection(g, zone)
-        if out[lab].is_empty:
-            del out[lab]
-    out[own] = shapely.union_all([regions.get(own, shapely.Polygon()), *back])
+        g = guides_in[k]
+        zones[k] = {}
+        for lab in only:
+            near = shapely.buffer(multipoint(guide_xy[g][guide_labels[g] == lab]), depth)
+            facade = tidy(shapely.intersection(split[k][lab], near))
+            if not facade.is_empty:
+                zones[k][lab] = facade
+        block, pts, labs = mixed[k]
+        keep = np.isin(labs, own)
+        again.append((block, pts[keep], labs[keep]))
+    split = list(split)
+    for k, res in zip(zones, voronoi_labels_many(again)):
+        split[k] = res
+    return split, zones
+
+
+def _carved(regions: dict, zones: dict) -> dict:
+    """*regions* less the *zones* (``{BV: area}``, inside them), each zone to its BV."""
+    if not zones:
+        return regions
+    taken = shapely.union_all(list(zones.values()))
+    out = {lab: tidy(shapely.difference(g, taken)) if shapely.intersects(g, taken) else g
+           for lab, g in regions.items()}
+    out = {lab: g for lab, g in out.items() if not g.is_empty}
+    out.update(zones)
     return out
 
 

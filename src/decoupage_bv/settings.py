@@ -140,6 +140,10 @@ class Params:
     #: … the range's BV taking no more of that block than this far from its guides (m), the rest staying
     #: with the block's BV: a range that clips a block's corner does not take its interior (bench/).
     guide_through_depth: float = 20.0
+    #: In a block with addresses of several BVs, a BV there by its guides only (a range passing along the
+    #: block, its numbers in other blocks) takes no more of it than ``guide_through_depth`` from its guides;
+    #: the block's own BVs share the rest (bench/).
+    guide_only_facades: bool = True
     #: Where street lines cut the commune into blocks, a side's range is carried on this far past its first
     #: and last known number inside the block of that number (m), where its BV still holds the nearest
     #: address: on the real list, an address past the last known number of its side and in its block is in

@@ -63,7 +63,8 @@ def tessellate_unit(polygon, xy: np.ndarray, labels: np.ndarray, weights: np.nda
                           wood_area=params.empty_region_voronoi_area,
                           main_pair_roundness=params.straight_cut_main_pair_min_roundness,
                           guide_through=through if params.guide_through_blocks else None,
-                          through_depth=params.guide_through_depth)
+                          through_depth=params.guide_through_depth,
+                          guide_only_facades=params.guide_only_facades)
     strays = replace(params, fragment_max_points=0, fragment_max_share=0.0)  # strays only (clean_fragments)
     if guide_xy is None or not len(guide_xy):
         params = replace(strays, leftover_max_share=0.0, join_cut_off_share=0.0,
