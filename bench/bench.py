@@ -17,6 +17,7 @@
     python bench/bench.py cv_one_sided # axes for streets numbered on one side, where numbering follows the convention
     python bench/bench.py cv_points    # detached pieces handed out by their number of points, with and without guides
     python bench/bench.py cv_rejoin    # joins that cut a BV whose cut-off pieces join it back: how many strips to try
+    python bench/bench.py cv_facades   # a BV there by its guides only keeping its facade: off, on, the facade's depth
     python bench/bench.py suburbs      # Val-de-Marne 2019 lists (no streets, real geocoding noise): left-out electors
     python bench/bench.py speed        # build time: ours against the peers' 20-line geopandas Voronoi
     python bench/bench.py paris        # build Paris 1er–10e from paris_dev/roll.csv: time, memory
@@ -738,6 +739,23 @@ def case_cv_straight(method: str) -> list:
                                   empty_block_pair_share=0.0)]
 
 
+def case_cv_facades(method: str) -> list:
+    """Ranges whose numbers lie in other blocks (Method, step 4): a BV there by its guides only in a block of
+    several BVs' addresses keeping its facade (``guide_only_facades``), off and on, and the facade's depth
+    (``guide_through_depth``, shared with the ranges through a block of one BV: 12, 20, 30 m); both dev
+    sets and the noisy roll, two draws of folds; ``streets`` and ``voronoi`` for off and 20 m, ``streets``
+    alone for the other depths (*method* picks one)."""
+    methods = ("streets", "voronoi") if method == "all" else (method,)
+    rows = []
+    for m in methods:
+        for on, depth in ((False, 20.0), (True, 20.0), (True, 12.0), (True, 30.0)):
+            if m == "voronoi" and depth != 20.0:
+                continue
+            rows += [dict(row, guide_only_facades=on, guide_through_depth=depth, draw=i // 3)  # 3 rows a draw
+                     for i, row in enumerate(_two_draws(m, guide_only_facades=on, guide_through_depth=depth))]
+    return rows
+
+
 def synth_france(n_depts: int, rows_total: int = 20_000_000, folder: str = "/tmp/decoupage_bv_france",
                  seed: int = 0) -> tuple[str, str]:
     """A synthetic France at real scale: *rows_total* × n/102 address rows over *n_depts* départements
@@ -913,7 +931,7 @@ def case_france(method: str, sizes=(1, 4, 16, 102), synth=None) -> list:
 CASES = {"paris": case_paris, "dept31": case_dept31, "accuracy": case_accuracy, "noise": case_noise,
          "cv": case_cv, "cv_guides": case_cv_guides, "cv_axes": case_cv_axes, "cv_handout": case_cv_handout,
          "cv_blocks": case_cv_blocks, "cv_leftover": case_cv_leftover, "cv_joins": case_cv_joins,
-         "cv_extension": case_cv_extension, "cv_empty": case_cv_empty, "cv_straight": case_cv_straight,
+         "cv_extension": case_cv_extension, "cv_empty": case_cv_empty, "cv_straight": case_cv_straight, "cv_facades": case_cv_facades,
          "cv_empty_pair": case_cv_empty_pair, "cv_depth": case_cv_depth, "cv_wood": case_cv_wood,
          "cv_strips": case_cv_strips, "cv_one_sided": case_cv_one_sided, "cv_points": case_cv_points,
          "cv_rejoin": case_cv_rejoin,
