@@ -605,11 +605,12 @@ def case_cv_empty(method: str) -> list:
 
 
 def _two_draws(method: str, **params) -> list:
-    """:func:`kfold` of both dev sets and the noisy roll, with each of two draws of folds (seeds 0 and 1)."""
+    """:func:`kfold` of both dev sets and the noisy roll, with each of two draws of folds (seeds 0 and 1,
+    ``draw`` in each row)."""
     rows = []
     for seed in (0, 1):
-        rows += [kfold(name, method, seed=seed, **params) for name in DEV_SETS]
-        rows.append(kfold("paris_dev", method, noise=True, seed=seed, **params))
+        rows += [dict(kfold(name, method, seed=seed, **params), draw=seed) for name in DEV_SETS]
+        rows.append(dict(kfold("paris_dev", method, noise=True, seed=seed, **params), draw=seed))
     return rows
 
 
@@ -751,8 +752,8 @@ def case_cv_facades(method: str) -> list:
         for on, depth in ((False, 20.0), (True, 20.0), (True, 12.0), (True, 30.0)):
             if m == "voronoi" and depth != 20.0:
                 continue
-            rows += [dict(row, guide_only_facades=on, guide_through_depth=depth, draw=i // 3)  # 3 rows a draw
-                     for i, row in enumerate(_two_draws(m, guide_only_facades=on, guide_through_depth=depth))]
+            rows += [dict(row, guide_only_facades=on, guide_through_depth=depth)
+                     for row in _two_draws(m, guide_only_facades=on, guide_through_depth=depth)]
     return rows
 
 
@@ -931,7 +932,8 @@ def case_france(method: str, sizes=(1, 4, 16, 102), synth=None) -> list:
 CASES = {"paris": case_paris, "dept31": case_dept31, "accuracy": case_accuracy, "noise": case_noise,
          "cv": case_cv, "cv_guides": case_cv_guides, "cv_axes": case_cv_axes, "cv_handout": case_cv_handout,
          "cv_blocks": case_cv_blocks, "cv_leftover": case_cv_leftover, "cv_joins": case_cv_joins,
-         "cv_extension": case_cv_extension, "cv_empty": case_cv_empty, "cv_straight": case_cv_straight, "cv_facades": case_cv_facades,
+         "cv_extension": case_cv_extension, "cv_empty": case_cv_empty, "cv_straight": case_cv_straight,
+         "cv_facades": case_cv_facades,
          "cv_empty_pair": case_cv_empty_pair, "cv_depth": case_cv_depth, "cv_wood": case_cv_wood,
          "cv_strips": case_cv_strips, "cv_one_sided": case_cv_one_sided, "cv_points": case_cv_points,
          "cv_rejoin": case_cv_rejoin,

@@ -515,10 +515,11 @@ def split_blocks(polygon, blocks: np.ndarray, xy: np.ndarray, labels: np.ndarray
     A block with addresses is split by the Voronoi cells of its own addresses and guides (whole to its BV
     when it has one, unless a range of another BV passes through it: guides flagged in *guide_through*,
     :func:`guides_by_block`, whose BV then takes at most *through_depth* m from its guides; with
-    *guide_only_facades*, so does any BV there by its guides only, :func:`_guide_only_facades`), with straight
-    limits in its core beyond *cut_depth* from its outline where straight lines separate its BVs (:func:`_straight_cut`, with *chord* and *main_pair*, the latter in blocks at
-    least *main_pair_roundness* round; beyond *cut_depth_three* in blocks of three BVs or more; blocks of
-    street lines only: a commune that is one block has no street axes for an outline). A block without is
+    *guide_only_facades*, so does any BV there by its guides only, :func:`_guide_only_facades`), with
+    straight limits in its core beyond *cut_depth* from its outline where straight lines separate its BVs
+    (:func:`_straight_cut`, with *chord* and *main_pair*, the latter in blocks at least *main_pair_roundness*
+    round; beyond *cut_depth_three* in blocks of three BVs or more; blocks of street lines only: a commune
+    that is one block has no street axes for an outline). A block without is
     split among the pieces around it (between the two main ones, *empty_pair_share*), or given whole to the
     BV whose outline it rounds off (*hull_margins*, :func:`_rounding_owner`), unless it belongs to a stretch
     of such blocks of at least *wood_area* m² (a wood cut by its roads), split as plain Voronoi splits it
@@ -538,20 +539,15 @@ def split_blocks(polygon, blocks: np.ndarray, xy: np.ndarray, labels: np.ndarray
         through = np.flatnonzero(guide_through)
         passing = [set(guide_labels[through[g]].tolist()) for g in _by_block(blocks, guide_xy[through])]
     geoms, owners, todo, mixed_blocks = [], [], [], []
-    passed = set()  # blocks of one BV's addresses that a range of another passes through (positions)
     for b, blk in enumerate(blocks):
         idx = seeds_in[b]
         if not len(idx):
             todo.append(b)
-            continue
-        one = (labels[idx] == labels[idx[0]]).all()
-        if one and not passing[b] - {labels[idx[0]]}:
+        elif (labels[idx] == labels[idx[0]]).all() and not passing[b] - {labels[idx[0]]}:
             geoms.append(blk)
             owners.append(labels[idx[0]])
-            continue
-        if one:
-            passed.add(len(mixed_blocks))
-        mixed_blocks.append(b)
+        else:  # (a block of one BV's addresses is here only when a range of another passes through it)
+            mixed_blocks.append(b)
     # guides matter in mixed blocks only (the whole commune when it is one block, with those a little outside)
     guides_in = [np.arange(len(guide_xy))] if len(blocks) == 1 else _by_block(blocks[mixed_blocks], guide_xy)
     mixed = [(blocks[b], *dedupe(np.vstack([xy[seeds_in[b]], guide_xy[g]]),
@@ -560,9 +556,8 @@ def split_blocks(polygon, blocks: np.ndarray, xy: np.ndarray, labels: np.ndarray
     split = voronoi_labels_many(mixed)
     facades = {}  # mixed blocks where a BV is there by its guides only: position → those BVs' facades
     if len(blocks) > 1:
-        todo_facades = range(len(mixed)) if guide_only_facades else sorted(passed)
-        split, facades = _guide_only_facades(mixed, split, todo_facades, [seeds_in[b] for b in mixed_blocks],
-                                             labels, guide_xy, guide_labels, guides_in, through_depth)
+        split, facades = _guide_only_facades(mixed, split, [seeds_in[b] for b in mixed_blocks], labels, guide_xy,
+                                             guide_labels, guides_in, through_depth, guide_only_facades)
     if cut_depth > 0 and len(blocks) > 1:
         cut = [k for k, res in enumerate(split) if len(res) > 1]
         done = _straight_cuts([(blocks[mixed_blocks[k]], split[k], xy[seeds_in[mixed_blocks[k]]],
@@ -610,27 +605,29 @@ def split_blocks(polygon, blocks: np.ndarray, xy: np.ndarray, labels: np.ndarray
     return out
 
 
-def _guide_only_facades(mixed: list, split: list, todo, seeds_in: list, labels: np.ndarray, guide_xy: np.ndarray,
-                        guide_labels: np.ndarray, guides_in: list, depth: float) -> tuple[list, dict]:
+def _guide_only_facades(mixed: list, split: list, seeds_in: list, labels: np.ndarray, guide_xy: np.ndarray,
+                        guide_labels: np.ndarray, guides_in: list, depth: float,
+                        several: bool = True) -> tuple[list, dict]:
     """*split* (the Voronoi regions of the *mixed* blocks; *seeds_in*, *guides_in*: their addresses and
-    guides) where a block of *todo* holds a BV by its guides only: that BV's region cut to within *depth* m
-    of its guides (its facade), and the block re-split among its own BVs (the Voronoi regions of their
-    addresses and guides; whole when it has one); ``(split, {position: {BV: facade}})``, the facades to carve
-    out of the new regions once their limits are straightened (:func:`_carved`).
+    guides) where a block holds a BV by its guides only: that BV's region cut to within *depth* m of its
+    guides (its facade), and the block re-split among its own BVs (the Voronoi regions of their addresses
+    and guides; whole when it has one); ``(split, {position: {BV: facade}})``, the facades to carve out of
+    the new regions once their limits are straightened (:func:`_carved`). Without *several*, only in blocks
+    of one BV's addresses (a range passing through).
 
     A range whose numbers lie in other blocks faces this one: along a yard or through a block of another
     BV, its Voronoi region would take the block's interior from the BVs whose addresses are there."""
     zones, again = {}, []
-    for k in todo:
+    for k, res in enumerate(split):
         own = np.unique(labels[seeds_in[k]])
-        only = [lab for lab in split[k] if lab not in own]
-        if not only:
+        only = [lab for lab in res if lab not in own]
+        if not only or (len(own) > 1 and not several):
             continue
         g = guides_in[k]
         zones[k] = {}
         for lab in only:
             near = shapely.buffer(multipoint(guide_xy[g][guide_labels[g] == lab]), depth)
-            facade = tidy(shapely.intersection(split[k][lab], near))
+            facade = tidy(shapely.intersection(res[lab], near))
             if not facade.is_empty:
                 zones[k][lab] = facade
         block, pts, labs = mixed[k]
